@@ -1,0 +1,1 @@
+"""Hash-chained, append-only audit records with signed checkpoints; see ``service``."""

@@ -1,0 +1,9 @@
+"""Time: one place that says what "now" is, always timezone-aware UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

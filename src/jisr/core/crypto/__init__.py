@@ -1,0 +1,1 @@
+"""Keys, JWS, X.509 and the instance certificate authority."""

@@ -1,0 +1,1 @@
+"""Alembic migrations for every node database (one chain; every block's tables)."""

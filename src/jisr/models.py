@@ -1,0 +1,9 @@
+"""Imports every block's models so that ``Base.metadata`` knows every table (for Alembic).
+
+Add a block's ``models`` module here when the block gets tables.
+"""
+
+from jisr.core.audit import models as audit_models
+from jisr.core.crypto import models as crypto_models
+
+__all__ = ["audit_models", "crypto_models"]
