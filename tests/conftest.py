@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -31,7 +32,8 @@ def postgres_database_url(suffix: str) -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     base = make_url(POSTGRES_URL)
     name = f"{base.database or 'jisr_test'}_{worker}_{suffix}"
-    return base.set(database=name).render_as_string(hide_password=False)
+    rendered = base.set(database=name).render_as_string(hide_password=False)
+    return rendered.replace("%7B", "{").replace("%7D", "}")  # keep a {node} placeholder
 
 
 def drop_postgres_database(url: str) -> None:
@@ -45,8 +47,9 @@ def drop_postgres_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session", params=_backends())
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         return
@@ -70,8 +73,9 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session whose work is rolled back when the test ends (services may commit)."""
     connection = engine.connect()
     transaction = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     try:
         yield session
     finally:
@@ -94,3 +98,35 @@ def shared_specs() -> Path:
     if not path.is_dir():
         pytest.skip(f"the shared specs folder {path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def instance_factory(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Any]:
+    """Makes initialised instances on the test backend (SQLite files, or PostgreSQL
+    databases named per instance and node); everything is removed at the end."""
+    from jisr.core.instance import Instance, init_instance
+
+    made: list[tuple[Instance, list[str]]] = []
+
+    def make(code: str = "MA", **kwargs: Any) -> Instance:
+        path = tmp_path_factory.mktemp(f"instance-{code}") / code
+        if database_url.startswith("postgresql"):
+            suffix = uuid.uuid4().hex[:8]
+            kwargs.setdefault("database_url", postgres_database_url(f"{suffix}_{{node}}"))
+        instance = init_instance(path, code=code, **kwargs)
+        urls = [node.database_url for node in instance.nodes.values()]
+        made.append((instance, urls))
+        return instance
+
+    yield make
+    for instance, urls in made:
+        instance.close()
+        for url in urls:
+            if url.startswith("postgresql"):
+                drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def instance(instance_factory: Any) -> Any:
+    """One initialised MA instance shared by the tests of a session (do not break it)."""
+    return instance_factory("MA")

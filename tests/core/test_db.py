@@ -31,8 +31,11 @@ class TestMigrations:
 class TestTimestamps:
     def test_round_trip_is_aware_utc(self, session: Session) -> None:
         moment = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-        session.add(AuditChain(name="t", head_seq=0, head_hash="0" * 64, created_at=moment,
-                               updated_at=moment))
+        session.add(
+            AuditChain(
+                name="t", head_seq=0, head_hash="0" * 64, created_at=moment, updated_at=moment
+            )
+        )
         session.flush()
         session.expire_all()
         stored = session.get(AuditChain, "t")
@@ -43,8 +46,9 @@ class TestTimestamps:
 
     def test_naive_datetime_is_refused(self, session: Session) -> None:
         naive = dt.datetime(2026, 1, 2)
-        session.add(AuditChain(name="n", head_seq=0, head_hash="0" * 64, created_at=naive,
-                               updated_at=naive))
+        session.add(
+            AuditChain(name="n", head_seq=0, head_hash="0" * 64, created_at=naive, updated_at=naive)
+        )
         with pytest.raises(sa.exc.StatementError, match="naive datetime"):
             session.flush()
 
@@ -64,8 +68,9 @@ def test_session_scope_rolls_back_on_error(tmp_path) -> None:  # type: ignore[no
     factory = db.make_sessionmaker(engine)
     now = dt.datetime.now(dt.UTC)
     with pytest.raises(RuntimeError), db.session_scope(factory) as session:
-        session.add(AuditChain(name="x", head_seq=0, head_hash="0" * 64, created_at=now,
-                               updated_at=now))
+        session.add(
+            AuditChain(name="x", head_seq=0, head_hash="0" * 64, created_at=now, updated_at=now)
+        )
         session.flush()
         raise RuntimeError("boom")
     with db.session_scope(factory) as session:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from jisr.core.i18n import _
+from jisr.core.i18n import _, gettext
 
 PROBLEM_BASE_URI = "urn:jisr:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -46,26 +46,43 @@ class JisrError(Exception):
     code: ClassVar[str] = "internal-error"
     title: ClassVar[str] = _("Internal error")
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        self.detail = detail or self.title
-        self.extra = extra
+    def __init__(self, detail: str | None = None, /, **params: Any) -> None:
+        # ``detail`` is an English template marked with ``_()``, e.g.
+        # ``NotFound(_("No instance in {path}"), path=...)``: it is translated, then filled.
+        self.template = detail or self.title
+        self.params = params
+        self.detail = _fill(self.template, params)
         super().__init__(self.detail)
 
-    def to_problem(self, *, instance: str | None = None, title: str | None = None,
-                   detail: str | None = None) -> dict[str, Any]:
-        """This error as RFC 9457 problem details (translated strings may be passed in)."""
+    def message(self, language: str = "en") -> str:
+        """The detail sentence in ``language`` (ar, fr or en)."""
+        return _fill(gettext(self.template, language), self.params)
+
+    def to_problem(self, *, instance: str | None = None, language: str = "en") -> dict[str, Any]:
+        """This error as RFC 9457 problem details, title and detail in ``language``.
+
+        The template's parameters are added as extension members, so clients can read
+        the facts (``path``, ``kid``…) without parsing the sentence.
+        """
         problem: dict[str, Any] = {
             "type": PROBLEM_BASE_URI + self.code,
-            "title": title or self.title,
+            "title": gettext(self.title, language),
             "status": self.status_code,
-            "detail": detail or self.detail,
+            "detail": self.message(language),
             "code": self.code,
         }
         if instance:
             problem["instance"] = instance
-        for key, value in self.extra.items():
-            problem.setdefault(key, value)
+        for key, value in self.params.items():
+            problem.setdefault(key, value if isinstance(value, (int, float, bool)) else str(value))
         return problem
+
+
+def _fill(template: str, params: dict[str, Any]) -> str:
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return template
 
 
 class InvalidInput(JisrError):

@@ -115,7 +115,9 @@ class Settings(BaseSettings):
         "`keystore_backend` is `pkcs11`.",
     )
     pkcs11_token_label: str = Field(
-        "jisr", description="Label of the PKCS#11 token that holds this instance's keys."
+        "jisr",
+        description="Label of the PKCS#11 token that holds this instance's keys; `{node}` is "
+        "replaced by the node name, to give each node its own token.",
     )
     pkcs11_pin: SecretStr = Field(
         SecretStr(PLACEHOLDER_SECRET),
@@ -163,10 +165,10 @@ class Settings(BaseSettings):
         description="Largest request body accepted, in bytes; larger ones get 413.",
     )
 
-    @field_validator("instance_code")
+    @field_validator("instance_code", mode="before")
     @classmethod
-    def _upper(cls, value: str) -> str:
-        return value.upper()
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("nodes")
     @classmethod

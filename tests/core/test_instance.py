@@ -1,0 +1,91 @@
+"""``init_instance`` and ``Instance``: layout, refusal to overwrite, clean failure."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jisr.core import db
+from jisr.core.crypto import ca, keystore
+from jisr.core.errors import InstanceExists, InvalidInput, NotFound
+from jisr.core.instance import Instance, init_instance
+
+pytestmark = pytest.mark.db
+
+
+class TestInit:
+    def test_layout(self, instance: Instance) -> None:
+        path = instance.path
+        assert (path / "jisr.toml").is_file()
+        assert stat.S_IMODE((path / "secrets.toml").stat().st_mode) == 0o600
+        assert b"BEGIN CERTIFICATE" in (path / "ca.pem").read_bytes()
+        assert set(instance.nodes) == {"registry", "idp", "portal"}
+        for node in instance.nodes.values():
+            assert (path / "nodes" / node.name).is_dir()
+            assert db.is_up_to_date(node.engine)
+            with node.session() as session:
+                assert keystore.active_key(session, node.keys, purpose="signing").kid
+
+    def test_ca_matches_file(self, instance: Instance) -> None:
+        with instance.node("registry").session() as session:
+            assert ca.to_pem(ca.ca_certificate(session)) == instance.ca_certificate_pem()
+
+    def test_reopen(self, instance: Instance) -> None:
+        again = Instance.open(instance.path)
+        assert again.code == "MA"
+        assert again.settings.keystore_passphrase == instance.settings.keystore_passphrase
+        again.close()
+
+    def test_refuses_existing_instance_untouched(self, instance: Instance) -> None:
+        before = _snapshot(instance.path)
+        with pytest.raises(InstanceExists, match="already holds"):
+            init_instance(instance.path, code="MA")
+        assert _snapshot(instance.path) == before
+
+    def test_refuses_non_empty_directory(self, tmp_path: Path) -> None:
+        (tmp_path / "notes.txt").write_text("mine")
+        with pytest.raises(InstanceExists, match="not empty"):
+            init_instance(tmp_path, code="MA")
+        assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+    def test_refuses_bad_code_and_leaves_nothing(self, tmp_path: Path) -> None:
+        with pytest.raises(InvalidInput, match="not valid"):
+            init_instance(tmp_path / "x", code="Morocco")
+        assert not (tmp_path / "x").exists()
+
+    def test_refuses_instance_without_registry(self, tmp_path: Path) -> None:
+        with pytest.raises(InvalidInput, match="registry"):
+            init_instance(tmp_path / "x", code="MA", nodes=["idp"])
+        assert not (tmp_path / "x").exists()
+
+    def test_failure_midway_removes_what_it_made(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(ca, "create_ca", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            init_instance(tmp_path / "x", code="MA", nodes=["registry"])
+        assert not (tmp_path / "x").exists()
+
+
+class TestOpen:
+    def test_missing_instance(self, tmp_path: Path) -> None:
+        with pytest.raises(NotFound, match="jisr init"):
+            Instance.open(tmp_path)
+
+    def test_unknown_node(self, instance: Instance) -> None:
+        with pytest.raises(NotFound, match="has no node gateway"):
+            instance.node("gateway")
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, float]]:
+    return {
+        str(p.relative_to(path)): (p.stat().st_size, p.stat().st_mtime)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
