@@ -1,9 +1,5 @@
 """The instance CA on both keystore backends: issuance, revocation, CRLs, validation, mTLS."""
 
-# The backend fixtures live in test_pkcs11 (a tests/core/conftest.py would be their natural
-# home); pytest fixtures imported and then used as arguments look like redefinitions to ruff.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import datetime as dt
@@ -19,12 +15,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
-from test_pkcs11 import (  # noqa: F401 - fixtures shared by the crypto tests
-    backend,
-    pkcs11_backend,
-    softhsm_settings,
-    software_backend,
-)
 
 from jisr.core.clock import utcnow
 from jisr.core.crypto import (

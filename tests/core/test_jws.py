@@ -1,9 +1,5 @@
 """JWS: signing with keystore keys, verifying with joserfc, and every refusal."""
 
-# The backend fixtures live in test_pkcs11 (a tests/core/conftest.py would be their natural
-# home); pytest fixtures imported and then used as arguments look like redefinitions to ruff.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import base64
@@ -20,14 +16,8 @@ from hypothesis import strategies as st
 from joserfc import jws as jose_jws
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, import_key
+from keybackends import PASSPHRASE
 from sqlalchemy.orm import Session
-from test_pkcs11 import (  # noqa: F401 - fixtures shared by the crypto tests
-    PASSPHRASE,
-    backend,
-    pkcs11_backend,
-    softhsm_settings,
-    software_backend,
-)
 
 from jisr.core.crypto import (
     JwsSigner,

@@ -1,9 +1,5 @@
 """The keystore: generation, rotation, the JWKS and encryption at rest, on both backends."""
 
-# The backend fixtures live in test_pkcs11 (a tests/core/conftest.py would be their natural
-# home); pytest fixtures imported and then used as arguments look like redefinitions to ruff.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import pytest
@@ -11,12 +7,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy.orm import Session
-from test_pkcs11 import (  # noqa: F401 - fixtures shared by the crypto tests
-    backend,
-    pkcs11_backend,
-    softhsm_settings,
-    software_backend,
-)
 
 from jisr.core.crypto import (
     KeyAlgorithm,

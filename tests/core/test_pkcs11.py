@@ -1,18 +1,8 @@
-"""The PKCS#11 keystore backend on a fresh SoftHSM2 token, and the backend fixtures.
-
-The fixtures here (``software_backend``, ``pkcs11_backend``, ``backend`` parametrized over
-both) are imported by ``test_keystore``, ``test_jws`` and ``test_ca`` so that the same tests
-run on both backends. SoftHSM2 reads ``SOFTHSM2_CONF`` once, when the library is first loaded
-in the process, so there is one token per test session.
-"""
+"""The PKCS#11 keystore backend on a fresh SoftHSM2 token (fixtures in ``conftest``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.orm import Session
 
+from conftest import OTHER_TOKEN_LABEL, TOKEN_LABEL  # noqa: E402
 from jisr.core.crypto import (
     KeyAlgorithm,
     KeyBackend,
@@ -32,91 +23,6 @@ from jisr.core.crypto.keystore import raw_to_der_signature
 from jisr.core.crypto.models import StoredKey
 from jisr.core.errors import ConfigurationError
 from jisr.core.settings import KeystoreBackend, Settings
-
-SOFTHSM_MODULES = (
-    Path("/usr/lib/softhsm/libsofthsm2.so"),
-    Path("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"),
-    Path("/usr/local/lib/softhsm/libsofthsm2.so"),
-    Path("/opt/homebrew/lib/softhsm/libsofthsm2.so"),
-)
-TOKEN_LABEL = "jisr"
-OTHER_TOKEN_LABEL = "jisr-other"  # never logged in: the wrong-PIN test needs that
-USER_PIN = "1234"
-SO_PIN = "5678"
-PASSPHRASE = "correct horse battery staple"
-
-
-def _softhsm_module() -> Path | None:
-    given = os.environ.get("SOFTHSM2_MODULE")
-    candidates = (Path(given),) if given else SOFTHSM_MODULES
-    return next((path for path in candidates if path.is_file()), None)
-
-
-@pytest.fixture(scope="session")
-def softhsm_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings for a fresh SoftHSM2 token in a temporary directory (skips when absent)."""
-    pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed (jisr[pkcs11])")
-    util = shutil.which("softhsm2-util")
-    if util is None:
-        pytest.skip("softhsm2-util is not installed (apt-get install softhsm2)")
-    module = _softhsm_module()
-    if module is None:
-        pytest.skip("the SoftHSM2 PKCS#11 module libsofthsm2.so was not found")
-    directory = tmp_path_factory.mktemp("softhsm")
-    (directory / "tokens").mkdir()
-    conf = directory / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {directory / 'tokens'}\n"
-        "objectstore.backend = file\nlog.level = ERROR\n"
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOFTHSM2_CONF", str(conf))
-        for label in (TOKEN_LABEL, OTHER_TOKEN_LABEL):
-            subprocess.run(
-                [
-                    util,
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    label,
-                    "--pin",
-                    USER_PIN,
-                    "--so-pin",
-                    SO_PIN,
-                ],
-                check=True,
-                capture_output=True,
-                timeout=30,
-            )
-        yield Settings(
-            keystore_backend=KeystoreBackend.PKCS11,
-            pkcs11_module=module,
-            pkcs11_token_label=TOKEN_LABEL,
-            pkcs11_pin=USER_PIN,  # type: ignore[arg-type]
-        )
-
-
-@pytest.fixture(scope="session")
-def pkcs11_backend(softhsm_settings: Settings) -> Iterator[KeyBackend]:
-    backend = open_backend(softhsm_settings)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(scope="session")
-def software_backend() -> Iterator[KeyBackend]:
-    backend = SoftwareBackend(PASSPHRASE)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(
-    params=["software", pytest.param("pkcs11", marks=pytest.mark.pkcs11)],
-)
-def backend(request: pytest.FixtureRequest) -> KeyBackend:
-    """Each keystore backend in turn."""
-    value: KeyBackend = request.getfixturevalue(f"{request.param}_backend")
-    return value
 
 
 def _token_session(settings: Settings):  # type: ignore[no-untyped-def]
