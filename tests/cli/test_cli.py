@@ -110,25 +110,45 @@ class TestInstanceCommands:
         assert secret not in output
 
 
+TAMPERING = {
+    "changed": ['UPDATE audit_records SET data = \'{"instance":"XX"}\' WHERE seq = 2'],
+    "deleted": ["DELETE FROM audit_records WHERE seq = 2"],
+    "reordered": [
+        "UPDATE audit_records SET seq = -1 WHERE seq = 2",
+        "UPDATE audit_records SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_records SET seq = 3 WHERE seq = -1",
+    ],
+}
+
+
 @pytest.mark.db
 class TestAuditVerify:
-    def test_intact_then_changed(self, instance_factory) -> None:  # type: ignore[no-untyped-def]
+    @pytest.mark.parametrize("kind", sorted(TAMPERING))
+    def test_finds_tampering(self, instance_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
         instance = instance_factory("QA", nodes=["registry"])
+        node = instance.node("registry")
+        with node.session() as session:
+            for number in range(4):
+                node.record(session, "test.event", {"n": number}, chain="cli-test")
         code, output = invoke("audit", "verify", "--dir", str(instance.path), "--json")
         assert code == 0, output
         assert json.loads(output)["ok"] is True
-        node = instance.node("registry")
         with node.engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    'UPDATE audit_records SET data = \'{"instance":"XX","node":"registry"}\' '
-                    "WHERE seq = 1"
+            for statement in TAMPERING[kind]:
+                connection.execute(
+                    sa.text(statement.replace("WHERE", "WHERE chain = 'cli-test' AND"))
                 )
-            )
+        code, output = invoke("audit", "verify", "--dir", str(instance.path), "--json")
+        assert code == 1, output
+        report = json.loads(output)
+        broken = [c for c in report["chains"] if not c["ok"]]
+        assert [c["chain"] for c in broken] == ["cli-test"]
+        first = broken[0]["findings"][0]
+        assert first["kind"] == kind
+        assert first["seq"] == 2
         code, output = invoke("audit", "verify", "--dir", str(instance.path))
         assert code == 1
-        assert "BROKEN" in output
-        assert "security" in output
+        assert "registry/cli-test" in output and "BROKEN" in output
 
 
 def _free_port() -> int:
