@@ -5,5 +5,6 @@ Add a block's ``models`` module here when the block gets tables.
 
 from jisr.core.audit import models as audit_models
 from jisr.core.crypto import models as crypto_models
+from jisr.identity import models as identity_models
 
-__all__ = ["audit_models", "crypto_models"]
+__all__ = ["audit_models", "crypto_models", "identity_models"]

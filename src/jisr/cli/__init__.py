@@ -71,8 +71,10 @@ def root(
 
 def _register() -> None:
     from jisr.cli import core, demo
+    from jisr.identity import cli as identity_cli
 
     core.register(app)
+    app.add_typer(identity_cli.app, name="identity")
     demo.register(app)
 
 

@@ -7,11 +7,12 @@ each request gets a session of the node that owns the route (see ``deps.node_ses
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -29,6 +30,15 @@ from jisr.web.templating import STATIC_DIR, wants_html
 log = get_logger("jisr.web")
 
 ROLES = ("registry", "gateway", "idp", "portal")
+
+# The routers each role (node) serves, as "module:attribute"; the one place that assembles
+# them. A block adds its ``api``/``views`` routers under the node that owns its data.
+ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
+    "registry": (),
+    "gateway": (),
+    "idp": (),
+    "portal": (),
+}
 
 
 def create_app(instance: Instance, *, roles: list[str] | None = None) -> FastAPI:
@@ -57,6 +67,9 @@ def create_app(instance: Instance, *, roles: list[str] | None = None) -> FastAPI
 
     app.include_router(health.router)
     app.include_router(pages.router)
+    for node in served:
+        for target in ROLE_ROUTERS.get(node.name, ()):
+            app.include_router(_load_router(target))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _install_error_handlers(app)
@@ -64,6 +77,12 @@ def create_app(instance: Instance, *, roles: list[str] | None = None) -> FastAPI
     app.add_middleware(SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(RequestContext)
     return app
+
+
+def _load_router(target: str) -> APIRouter:
+    module_name, _sep, attribute = target.partition(":")
+    router: APIRouter = getattr(importlib.import_module(module_name), attribute)
+    return router
 
 
 def problem_response(request: Request, error: JisrError) -> Response:
