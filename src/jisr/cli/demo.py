@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from jisr.core.logging import configure_logging
+from jisr.core.settings import LogFormat, Settings
 from jisr.demo import scenario
 
 
@@ -28,7 +30,9 @@ def demo(
     port: int = typer.Option(8000, help="Port of MA; QA listens on the next one."),
 ) -> None:
     """Create the MA and QA instances, run the end-to-end scenario and serve them."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
+    # The narrated trace is the demo's output; the servers log warnings and errors only.
+    configure_logging(Settings(log_level="WARNING", log_format=LogFormat.CONSOLE))
     console.print(f"[bold]Jisr demo[/] — world in {directory}")
     world = scenario.run(directory, console=console, port=port if serve else 0)
     console.print(f"\n[bold green]Scenario complete:[/] {world.step_number} steps.")

@@ -35,7 +35,12 @@ def start(
 ) -> RunningServer:
     """Serve every node of ``instance``; returns once the socket listens (port 0: any free)."""
     config = uvicorn.Config(
-        create_app(instance), host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        create_app(instance, configure_logs=False),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"serve-{instance.code}", daemon=True)

@@ -41,11 +41,17 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def create_app(instance: Instance, *, roles: list[str] | None = None) -> FastAPI:
-    """An app serving ``roles`` (default: every node of the instance)."""
+def create_app(
+    instance: Instance, *, roles: list[str] | None = None, configure_logs: bool = True
+) -> FastAPI:
+    """An app serving ``roles`` (default: every node of the instance).
+
+    ``configure_logs=False`` leaves logging as the caller set it up (the demo does).
+    """
     settings = instance.settings
     served = instance.select(roles)
-    configure_logging(settings)
+    if configure_logs:
+        configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
