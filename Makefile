@@ -29,14 +29,14 @@ test: $(STAMP) ## Set up and run the tests (PostgreSQL too when JISR_TEST_DATABA
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, formatting, mypy (strict on src/) and the architecture contracts
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fix: $(STAMP) ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks scripts
+	$(BIN)/ruff format src tests benchmarks scripts
 
 serve: $(STAMP) ## Serve one instance (made with `jisr init` on first use) at http://127.0.0.1:8000
 	@test -f $(SERVE_DIR)/jisr.toml || $(BIN)/jisr init --dir $(SERVE_DIR)
@@ -46,11 +46,12 @@ docs: $(STAMP) ## Regenerate the generated docs (settings and CLI reference)
 	$(BIN)/jisr settings docs --out docs/configuration.md
 	$(PY) -m jisr.cli.reference > docs/cli.md
 
-migration: $(STAMP) ## Autogenerate a migration: make migration m="what changed"
-	$(PY) -c "import sys; from jisr.core.db import alembic_config; from alembic import command; \
-	  command.revision(alembic_config('sqlite:///var/migration.db'), message=sys.argv[1], autogenerate=True)" "$(m)"
+migration: $(STAMP) ## Autogenerate the next migration from the models: make migration m="what changed"
+	$(PY) scripts/make_migration.py "$(m)"
+	$(BIN)/ruff format src/jisr/migrations
 
 messages: $(STAMP) ## Extract translatable strings and update the ar/fr catalogs
+	@mkdir -p var
 	$(BIN)/pybabel extract -F babel.cfg -o var/jisr.pot --no-location --sort-output src/jisr
 	$(BIN)/pybabel update -i var/jisr.pot -d src/jisr/locale -D jisr --no-fuzzy-matching --ignore-obsolete
 
