@@ -46,8 +46,8 @@ docs: $(STAMP) ## Regenerate the generated docs (settings and CLI reference)
 	$(BIN)/jisr settings docs --out docs/configuration.md
 	$(PY) -m jisr.cli.reference > docs/cli.md
 
-migration: $(STAMP) ## Autogenerate the next migration from the models: make migration m="what changed"
-	$(PY) scripts/make_migration.py "$(m)"
+migration: $(STAMP) ## Autogenerate the next migration from the models: make migration m="…" [branch=BLOCK]
+	$(PY) scripts/make_migration.py $(if $(branch),--branch=$(branch)) "$(m)"
 	$(BIN)/ruff format src/jisr/migrations
 
 messages: $(STAMP) ## Extract translatable strings and update the ar/fr catalogs

@@ -18,7 +18,7 @@ from jisr.core.audit.models import AuditChain
 
 class TestMigrations:
     def test_database_is_at_head(self, engine: Engine) -> None:
-        assert db.current_revision(engine) == db.head_revision()
+        assert db.current_revisions(engine) == db.head_revisions()
         assert db.is_up_to_date(engine)
 
     def test_models_and_migrations_do_not_drift(self, engine: Engine) -> None:

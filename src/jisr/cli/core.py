@@ -132,10 +132,14 @@ def db_upgrade(directory: Path = DirOption, node: list[str] | None = NodeOption)
     instance = Instance.open(directory)
     for item in instance.select(node):
         db.ensure_database(item.database_url)
-        before = db.current_revision(item.engine)
+        before = db.current_revisions(item.engine)
         db.upgrade(item.engine)
-        after = db.current_revision(item.engine)
-        state = "already up to date" if before == after else f"{before or 'empty'} → {after}"
+        after = db.current_revisions(item.engine)
+        state = (
+            "already up to date"
+            if before == after
+            else f"{', '.join(sorted(before)) or 'empty'} → {', '.join(sorted(after))}"
+        )
         out.print(f"{item.name}: {state}")
     instance.close()
 

@@ -155,8 +155,13 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database of ``engine`` to ``revision`` (default: the latest)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database of ``engine`` to ``revision`` (default: every branch's head).
+
+    Blocks may keep their own branch of the migration chain (an Alembic branch label named
+    after the block, rooted on the core revision), so blocks built in parallel never fight
+    over one linear history; "heads" applies them all.
+    """
     from alembic import command
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
@@ -165,19 +170,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> frozenset[str]:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
-def head_revision() -> str | None:
+def head_revisions() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return script.get_current_head()
+    return frozenset(script.get_heads())
 
 
 def is_up_to_date(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision()
+    return current_revisions(engine) == head_revisions()
