@@ -89,3 +89,25 @@ def _snapshot(path: Path) -> dict[str, tuple[int, float]]:
         for p in sorted(path.rglob("*"))
         if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     }
+
+
+@pytest.mark.pkcs11
+def test_init_with_keys_in_a_pkcs11_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, softhsm_settings: Any
+) -> None:
+    """Every private key of a new instance, the CA's included, lives in the token."""
+    monkeypatch.setenv("JISR_KEYSTORE_BACKEND", "pkcs11")
+    monkeypatch.setenv("JISR_PKCS11_MODULE", str(softhsm_settings.pkcs11_module))
+    monkeypatch.setenv("JISR_PKCS11_TOKEN_LABEL", softhsm_settings.pkcs11_token_label)
+    monkeypatch.setenv("JISR_PKCS11_PIN", softhsm_settings.pkcs11_pin.get_secret_value())
+    created = init_instance(tmp_path / "HSM", code="MA", nodes=["registry"])
+    try:
+        assert "pkcs11" in (tmp_path / "HSM" / "jisr.toml").read_text()
+        node = created.node("registry")
+        with node.session() as session:
+            infos = keystore.list_keys(session)
+            assert {info.backend for info in infos} == {"pkcs11"}
+            root = ca.ca_certificate(session)
+        root.verify_directly_issued_by(root)
+    finally:
+        created.close()

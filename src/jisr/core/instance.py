@@ -112,6 +112,9 @@ class Node:
             self._engine.dispose()
             self._engine = None
             self._factory = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
 
 
 class Instance:
