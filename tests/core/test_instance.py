@@ -10,8 +10,8 @@ import pytest
 
 from jisr.core import db
 from jisr.core.crypto import ca, keystore
-from jisr.core.errors import InstanceExists, InvalidInput, NotFound
-from jisr.core.instance import Instance, init_instance
+from jisr.core.errors import Conflict, InstanceExists, InvalidInput, NotFound
+from jisr.core.instance import Instance, add_node, init_instance
 
 pytestmark = pytest.mark.db
 
@@ -81,6 +81,46 @@ class TestOpen:
     def test_unknown_node(self, instance: Instance) -> None:
         with pytest.raises(NotFound, match="has no node gateway"):
             instance.node("gateway")
+
+
+class TestAddNode:
+    def test_adds_node_and_keeps_it_in_the_settings(self, instance_factory: Any) -> None:
+        made: Instance = instance_factory("QA", nodes=["registry"])
+        node = add_node(made, "gateway-x")
+        assert made.node("gateway-x") is node
+        assert db.is_up_to_date(node.engine)
+        with node.session() as session:
+            assert keystore.active_key(session, node.keys, purpose="signing").kid
+        again = Instance.open(made.path)
+        assert again.settings.nodes == ["registry", "gateway-x"]
+        assert again.settings.instance_code == "QA"
+        again.close()
+
+    def test_refuses_taken_or_bad_names_untouched(self, instance_factory: Any) -> None:
+        made: Instance = instance_factory("QA", nodes=["registry"])
+        before = (made.path / "jisr.toml").read_text()
+        with pytest.raises(Conflict, match="already has a node registry"):
+            add_node(made, "registry")
+        with pytest.raises(InvalidInput, match="not a valid node name"):
+            add_node(made, "../evil")
+        assert (made.path / "jisr.toml").read_text() == before
+        assert list(made.nodes) == ["registry"]
+
+    def test_failure_removes_the_node_directory(
+        self, instance_factory: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        made: Instance = instance_factory("QA", nodes=["registry"])
+        before = (made.path / "jisr.toml").read_text()
+
+        def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(keystore, "generate_key", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            add_node(made, "gateway-y")
+        assert not (made.path / "nodes" / "gateway-y").exists()
+        assert (made.path / "jisr.toml").read_text() == before
+        assert "gateway-y" not in made.nodes
 
 
 def _snapshot(path: Path) -> dict[str, tuple[int, float]]:

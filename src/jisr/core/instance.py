@@ -30,7 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from jisr.core import db
 from jisr.core.audit import service as audit
 from jisr.core.crypto import ca, jws, keystore
-from jisr.core.errors import ConfigurationError, InstanceExists, InvalidInput, NotFound
+from jisr.core.errors import (
+    ConfigurationError,
+    Conflict,
+    InstanceExists,
+    InvalidInput,
+    NotFound,
+)
 from jisr.core.i18n import _
 from jisr.core.settings import SETTINGS_FILE, Environment, KeyAlgorithm, Settings, load_settings
 
@@ -266,6 +272,47 @@ def init_instance(
             for child in path.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
+
+
+def add_node(instance: Instance, name: str, *, progress: Progress | None = None) -> Node:
+    """Add a node to an initialised instance: its directory, database (migrated) and signing
+    key, then its name in ``jisr.toml``'s ``nodes`` (written last, so a failure leaves the
+    instance as it was). Refuses a name already taken or not a valid node name."""
+    say = progress or (lambda _message: None)
+    if name in instance.nodes:
+        raise Conflict(
+            _("Instance {instance} already has a node {node}."), instance=instance.code, node=name
+        )
+    if not name or len(name) > 63 or not all(c.isalnum() or c in "-_" for c in name):
+        raise InvalidInput(_("{node} is not a valid node name."), node=name)
+    names = [*instance.settings.nodes, name]
+    settings = instance.settings
+    node = Node(name, settings)
+    node_dir = settings.node_dir(name)
+    created = not node_dir.exists()
+    try:
+        node_dir.mkdir(parents=True, exist_ok=True)
+        say(f"node {name}: database {_safe_url(node.database_url)}")
+        db.ensure_database(node.database_url)
+        db.upgrade(node.engine)
+        with node.session() as session:
+            key = keystore.generate_key(
+                session, node.keys, purpose="signing", algorithm=settings.key_algorithm
+            )
+            say(f"node {name}: signing key {key.kid} ({key.algorithm})")
+            node.record(session, "node.added", {"instance": instance.code, "node": name})
+        path = instance.path / SETTINGS_FILE
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+        values["nodes"] = names
+        _write_toml(path, values)
+    except BaseException:
+        node.close()
+        if created:
+            shutil.rmtree(node_dir, ignore_errors=True)
+        raise
+    instance.settings.nodes = names
+    instance.nodes[name] = node
+    return node
 
 
 def _safe_url(url: str) -> str:

@@ -165,6 +165,48 @@ class Settings(BaseSettings):
         description="Largest request body accepted, in bytes; larger ones get 413.",
     )
 
+    exchange_registry_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL of the registry node that gateways download the signed global "
+        "configuration from (`<url>/exchange/globalconf`).",
+    )
+    exchange_globalconf_validity_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long a global configuration the registry signs stays valid; gateways "
+        "keep working on their cached copy while the registry is down, until it expires.",
+    )
+    exchange_globalconf_refresh_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=24 * 3600,
+        description="How often a gateway downloads the global configuration.",
+    )
+    exchange_max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1,
+        description="Largest request or response body a gateway carries, in bytes.",
+    )
+    exchange_log_bodies: bool = Field(
+        False,
+        description="Keep message bodies in the gateways' message log (base64); by default "
+        "only their SHA-256 digests are logged.",
+    )
+    exchange_max_clock_skew_seconds: int = Field(
+        300,
+        ge=1,
+        le=3600,
+        description="How old (or early) a signed gateway message may be; older ones are "
+        "refused, which bounds how long message ids are kept against replay.",
+    )
+    exchange_service_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="How long a gateway waits for another gateway or a provider's system.",
+    )
+
     @field_validator("instance_code", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:

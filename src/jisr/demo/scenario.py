@@ -20,7 +20,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import REGISTRY_NODE, Instance, init_instance
-from jisr.demo import servers
+from jisr.demo import people, servers
 
 COUNTRIES: dict[str, str] = {"MA": "Jisr Maroc — المغرب", "QA": "Jisr Qatar — قطر"}
 
@@ -201,6 +201,7 @@ STEPS: list[Step] = [
     create_instances,
     serve_instances,
     check_health,
+    people.register_people,
     certificates,
     signed_statement,
     verify_audit,

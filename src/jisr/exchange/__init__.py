@@ -1,6 +1,10 @@
 """Information mediator [GovStack Information Mediator]: members, subsystems, services, access
 rights; the central registry and its signed global configuration; the gateway (security
-server); the message log; service metadata; pub/sub; federation between instances.
+server); the message log; later service metadata, pub/sub and federation between instances.
 
-This building block is planned; see docs/architecture.md for its place in the map.
+Modules: ``identifiers`` (X-Road identifiers), ``models``, ``service`` (the registry's
+administration), ``globalconf`` (the signed global configuration), ``provisioning`` (creating a
+gateway node), ``envelope`` (signed gateway messages), ``gateway`` (a gateway's runtime),
+``proxy`` (its two listeners), ``server`` (running them), ``api`` (the registry's HTTP API),
+``cli``. Concepts and integration: ``docs/exchange.md``.
 """

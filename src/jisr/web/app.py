@@ -34,9 +34,13 @@ ROLES = ("registry", "gateway", "idp", "portal")
 # The routers each role (node) serves, as "module:attribute"; the one place that assembles
 # them. A block adds its ``api``/``views`` routers under the node that owns its data.
 ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
-    "registry": (),
+    "registry": ("jisr.exchange.api:router",),
     "gateway": (),
-    "idp": (),
+    "idp": (
+        "jisr.identity.api:router",
+        "jisr.identity.oidc.endpoints:router",
+        "jisr.identity.oidc.views:router",
+    ),
     "portal": (),
 }
 

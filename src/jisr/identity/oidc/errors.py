@@ -1,16 +1,16 @@
 """Errors of authentication and of the OpenID Connect provider.
 
-These derive from ``OidcError(JisrError)`` until the identity block's common base
-(``jisr.identity.errors.IdentityError``) is there to derive from. Hierarchy::
+They derive from the identity block's base, ``jisr.identity.errors.IdentityError``::
 
-    OidcError (400)
-    ├── AuthenticationFailed (401)   wrong national id, password or one-time code
-    │   └── OneTimeCodeRequired      the account has a second factor and no code was given
-    ├── AccountLocked (403)          too many failures: locked until ``until``
-    ├── ClientNotFound (404)
-    ├── ClientExists (409)
-    ├── InvalidClientMetadata (400)  registration refused; ``field`` and a GovStack ``error``
-    └── LoginTransactionInvalid (400) a login or consent form whose CSRF token does not verify
+    IdentityError
+    └── OidcError (400)
+        ├── AuthenticationFailed (401)   wrong national id, password or one-time code
+        │   └── OneTimeCodeRequired      the account has a second factor and no code was given
+        ├── AccountLocked (403)          too many failures: locked until ``until``
+        ├── ClientNotFound (404)
+        ├── ClientExists (409)
+        ├── InvalidClientMetadata (400)  registration refused; ``field`` and a GovStack ``error``
+        └── LoginTransactionInvalid (400) a login or consent form whose CSRF token does not verify
 
 Protocol errors of the OAuth endpoints are not these: they are Authlib's ``OAuth2Error``
 rendered as OAuth JSON (``{"error", "error_description"}``), which is what relying parties
@@ -19,13 +19,13 @@ expect.
 
 from __future__ import annotations
 
-from jisr.core.errors import JisrError
 from jisr.core.i18n import _
+from jisr.identity.errors import IdentityError
 
 
-class OidcError(JisrError):
+class OidcError(IdentityError):
     status_code = 400
-    code = "identity-error"
+    code = "oidc-error"
     title = _("The identity service refused the request")
 
 

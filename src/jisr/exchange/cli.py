@@ -1,0 +1,366 @@
+"""``jisr exchange``: administer the registry, create and serve gateways, verify message logs.
+
+Every command takes ``--dir D`` (the instance directory), opens sessions of the nodes it needs
+and calls the block's services; none speaks HTTP to its own instance (``gateway serve`` and
+the gateways themselves excepted: they are the network).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from jisr.core.audit import service as audit
+from jisr.core.crypto import jws
+from jisr.core.errors import NotFound
+from jisr.core.instance import REGISTRY_NODE, Instance
+from jisr.exchange import globalconf, provisioning, service
+from jisr.exchange.gateway import MESSAGE_LOG
+from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
+
+app = typer.Typer(
+    help="The information mediator: members, subsystems, services, access rights, gateways, "
+    "the global configuration and the message logs.",
+    no_args_is_help=True,
+)
+member_app = typer.Typer(help="Member organisations (INSTANCE/CLASS/CODE).", no_args_is_help=True)
+subsystem_app = typer.Typer(help="Subsystems of members.", no_args_is_help=True)
+service_app = typer.Typer(help="Services that subsystems provide.", no_args_is_help=True)
+access_app = typer.Typer(help="Access rights of client subsystems.", no_args_is_help=True)
+gateway_app = typer.Typer(help="Gateways (security servers).", no_args_is_help=True)
+globalconf_app = typer.Typer(help="The signed global configuration.", no_args_is_help=True)
+log_app = typer.Typer(help="The gateways' message logs.", no_args_is_help=True)
+for sub, name in (
+    (member_app, "member"),
+    (subsystem_app, "subsystem"),
+    (service_app, "service"),
+    (access_app, "access"),
+    (gateway_app, "gateway"),
+    (globalconf_app, "globalconf"),
+    (log_app, "log"),
+):
+    app.add_typer(sub, name=name)
+
+out = Console(highlight=False, soft_wrap=True)
+DirOption = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _emit(items: list[Any], as_json: bool, line: Any) -> None:
+    if as_json:
+        out.print_json(json.dumps([dataclasses.asdict(i) for i in items]))
+        return
+    for item in items:
+        out.print(line(item))
+    if not items:
+        out.print("(none)")
+
+
+def _registry(directory: Path) -> tuple[Instance, Any]:
+    instance = Instance.open(directory)
+    return instance, instance.node(REGISTRY_NODE)
+
+
+# --- members, subsystems, services -----------------------------------------------------------
+
+
+@member_app.command("add")
+def member_add(
+    member: str = typer.Argument(..., help="INSTANCE/CLASS/CODE, e.g. MA/GOV/CIVIL-REGISTRY."),
+    name: str = typer.Option(..., "--name", help="The organisation's name."),
+    directory: Path = DirOption,
+) -> None:
+    """Register a member organisation."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = service.add_member(
+            session,
+            member=MemberId.parse(member),
+            name=name,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Member {info.id} added.")
+
+
+@member_app.command("list")
+def member_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """List members."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = service.list_members(session)
+    instance.close()
+    _emit(items, as_json, lambda m: f"{m.id}  {m.name}")
+
+
+@subsystem_app.command("add")
+def subsystem_add(
+    subsystem: str = typer.Argument(..., help="INSTANCE/CLASS/MEMBER/SUBSYSTEM."),
+    directory: Path = DirOption,
+) -> None:
+    """Register a subsystem of a member."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        added = service.add_subsystem(
+            session,
+            subsystem=SubsystemId.parse(subsystem),
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Subsystem {added} added.")
+
+
+@subsystem_app.command("list")
+def subsystem_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """List subsystems."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = service.list_subsystems(session)
+    instance.close()
+    if as_json:
+        out.print_json(json.dumps(items))
+    else:
+        for item in items or ["(none)"]:
+            out.print(item)
+
+
+@service_app.command("add")
+def service_add(
+    service_id: str = typer.Argument(..., help="INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE."),
+    url: str = typer.Option(..., "--url", help="Base URL of the provider's information system."),
+    openapi: Path | None = typer.Option(None, help="Its OpenAPI document (JSON or YAML file)."),
+    directory: Path = DirOption,
+) -> None:
+    """Register a service and where its information system answers."""
+    document = openapi.read_text(encoding="utf-8") if openapi else None
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = service.add_service(
+            session,
+            service=ServiceId.parse(service_id),
+            base_url=url,
+            openapi=document,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Service {info.id} added ({info.base_url}).")
+
+
+@service_app.command("list")
+def service_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """List services."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = service.list_services(session)
+    instance.close()
+    _emit(items, as_json, lambda s: f"{s.id}  {s.base_url}")
+
+
+# --- access rights ---------------------------------------------------------------------------
+
+MethodOption = typer.Option("*", "--method", help="HTTP method, or * for any.")
+PathOption = typer.Option("*", "--path", help="Path pattern after the service, e.g. /births/*.")
+
+
+@access_app.command("grant")
+def access_grant(
+    service_id: str = typer.Argument(..., help="The service."),
+    client: str = typer.Argument(..., help="The client subsystem."),
+    method: str = MethodOption,
+    path: str = PathOption,
+    directory: Path = DirOption,
+) -> None:
+    """Allow a client subsystem to call a service."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = service.grant_access(
+            session,
+            service=ServiceId.parse(service_id),
+            client=SubsystemId.parse(client),
+            method=method,
+            path=path,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Granted: {info.client} may call {info.service} ({info.method} {info.path}).")
+
+
+@access_app.command("revoke")
+def access_revoke(
+    service_id: str = typer.Argument(..., help="The service."),
+    client: str = typer.Argument(..., help="The client subsystem."),
+    method: str = MethodOption,
+    path: str = PathOption,
+    directory: Path = DirOption,
+) -> None:
+    """Withdraw an access right (the same method and path as granted)."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = service.revoke_access(
+            session,
+            service=ServiceId.parse(service_id),
+            client=SubsystemId.parse(client),
+            method=method,
+            path=path,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Revoked: {info.client} on {info.service} ({info.method} {info.path}).")
+
+
+@access_app.command("list")
+def access_list(
+    directory: Path = DirOption,
+    service_id: str | None = typer.Option(None, "--service", help="Only this service."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List access rights."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        only = ServiceId.parse(service_id) if service_id else None
+        items = service.list_access(session, service=only)
+    instance.close()
+    _emit(items, as_json, lambda a: f"{a.client} -> {a.service}  {a.method} {a.path}")
+
+
+# --- gateways --------------------------------------------------------------------------------
+
+
+@gateway_app.command("add")
+def gateway_add(
+    member: str = typer.Option(..., "--member", help="The member whose gateway this is."),
+    address: str = typer.Option(..., "--address", help="host:port of its mutual-TLS listener."),
+    registry_url: str | None = typer.Option(
+        None, help="Where it downloads the global configuration (default: setting)."
+    ),
+    directory: Path = DirOption,
+) -> None:
+    """Create a member's gateway node, its certificates and anchor, and register it."""
+    instance = Instance.open(directory)
+    info = provisioning.create_gateway(
+        instance, member=MemberId.parse(member), address=address, registry_url=registry_url
+    )
+    instance.close()
+    out.print(f"Gateway {info.name} of {info.member} created (peers reach it at {info.address}).")
+    out.print(f"Next: jisr exchange gateway serve --dir {directory} --node {info.name}")
+
+
+@gateway_app.command("list")
+def gateway_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """List gateways."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = service.list_gateways(session)
+    instance.close()
+    if as_json:
+        out.print_json(
+            json.dumps([{"name": g.name, "member": g.member, "address": g.address} for g in items])
+        )
+        return
+    for g in items:
+        out.print(f"{g.name}  {g.member}  {g.address}")
+    if not items:
+        out.print("(none)")
+
+
+@gateway_app.command("serve")
+def gateway_serve(
+    node: str = typer.Option(..., "--node", "-n", help="The gateway node, e.g. gateway-x."),
+    port: int = typer.Option(8080, help="Port of the client proxy (plain HTTP, loopback)."),
+    peer_port: int | None = typer.Option(None, help="Port of the mutual-TLS listener."),
+    registry_url: str | None = typer.Option(None, help="Registry base URL (default: anchor)."),
+    directory: Path = DirOption,
+) -> None:
+    """Serve a gateway (client proxy and mutual-TLS listener) until Ctrl-C."""
+    from jisr.exchange.server import start_gateway
+
+    instance = Instance.open(directory)
+    running = start_gateway(
+        instance, node, port=port, peer_port=peer_port, registry_url=registry_url
+    )
+    out.print(
+        f"Gateway {node}: information systems call {running.url}/r1/…; peers reach "
+        f"https://{running.peer_host}:{running.peer_port} (mutual TLS)."
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        out.print("Stopping.")
+    finally:
+        running.stop()
+        instance.close()
+
+
+# --- global configuration and logs -----------------------------------------------------------
+
+
+@globalconf_app.command("show")
+def globalconf_show(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """Show the global configuration the registry publishes now."""
+    instance, registry = _registry(directory)
+    settings = instance.settings
+    with registry.session() as session:
+        signed = globalconf.current(
+            session,
+            registry.keys,
+            instance=settings.instance_code,
+            validity_seconds=settings.exchange_globalconf_validity_seconds,
+            crl_validity_hours=settings.crl_validity_hours,
+        )
+        document = jws.verify_with_keystore(session, signed.token, typ=globalconf.TYP).json()
+    instance.close()
+    if as_json:
+        out.print_json(json.dumps(document))
+        return
+    out.print(f"Global configuration of {document['instance']}, version {document['version']}")
+    out.print(f"  generated {document['generated_at']}, expires {document['expires_at']}")
+    for key in ("members", "subsystems", "services", "gateways", "access_rights", "revoked"):
+        out.print(f"  {key}: {len(document[key])}")
+
+
+@log_app.command("verify")
+def log_verify(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """Check the message log of every gateway node; exit 1 naming the first broken record."""
+    instance = Instance.open(directory)
+    results: list[dict[str, Any]] = []
+    for node in instance.nodes.values():
+        if not node.name.startswith("gateway-"):
+            continue
+        with node.session() as session:
+            try:
+                report = audit.verify_chain(
+                    session, MESSAGE_LOG, verifier=jws.keystore_verifier(session)
+                )
+            except NotFound:
+                results.append({"node": node.name, "ok": True, "records": 0, "findings": []})
+                continue
+        findings = [
+            {"kind": f.kind.value, "seq": f.seq, "record_id": f.record_id, "message": f.message}
+            for f in report.findings
+        ]
+        results.append(
+            {
+                "node": node.name,
+                "ok": report.ok,
+                "records": report.records_checked,
+                "findings": findings,
+            }
+        )
+    instance.close()
+    ok = all(r["ok"] for r in results)
+    if as_json:
+        out.print_json(json.dumps({"ok": ok, "gateways": results}))
+    else:
+        for r in results:
+            state = "intact" if r["ok"] else f"BROKEN: {r['findings'][0]['message']}"
+            out.print(f"{r['node']}/{MESSAGE_LOG}: {r['records']} records, {state}")
+        if not results:
+            out.print("No gateway nodes in this instance.")
+    if not ok:
+        raise typer.Exit(1)

@@ -1,0 +1,225 @@
+"""A gateway's runtime state: its keys and TLS contexts, its global configuration, its log.
+
+``GatewayRuntime`` is shared by the gateway's two listeners (``jisr.exchange.proxy``):
+
+* the **configuration**: at start the newest cached copy is read back and verified again with
+  the anchor (``anchor.json``, ``ca.pem``); ``refresh`` downloads ``<registry>/exchange/
+  globalconf``, verifies it and caches it. Failed downloads are logged and change nothing,
+  so the gateway keeps working on its cache until that expires (``usable_conf`` then returns
+  None and calls are refused with ``OutdatedGlobalConf``); the next successful download
+  resumes service by itself. ``jisr.exchange.server`` runs ``refresh`` on a schedule.
+* **TLS**: the peer listener requires a client certificate issued by the instance CA
+  (``ssl.CERT_REQUIRED``; OpenSSL checks the chain and validity); the gateway then checks the
+  certificate is the TLS certificate the configuration lists for a gateway and is not on its
+  CRL. The outgoing context presents the gateway's own certificate and checks the peer's
+  chain and host name; the certificate is checked against the configuration as well.
+* the **message log**: the node's audit chain ``message-log``; ``log`` appends and commits
+  (in a worker thread) before the caller answers, so an acknowledged message is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from jisr.core.audit import service as audit
+from jisr.core.crypto import ca, keystore
+from jisr.core.errors import CertificateRefused
+from jisr.core.instance import Instance, Node
+from jisr.core.logging import get_logger
+from jisr.exchange import globalconf
+from jisr.exchange.errors import GlobalConfRefused
+from jisr.exchange.identifiers import MemberId
+from jisr.exchange.provisioning import files_of
+
+MESSAGE_LOG = "message-log"
+log = get_logger("jisr.exchange")
+
+
+class GatewayRuntime:
+    """Everything both listeners of one gateway node share."""
+
+    def __init__(self, instance: Instance, node_name: str, *, registry_url: str | None = None):
+        self.instance = instance
+        self.node: Node = instance.node(node_name)
+        self.settings = instance.settings
+        self.files = files_of(self.node)
+        anchor = self.files.read_anchor()
+        self.name: str = anchor["gateway"]
+        self.member = MemberId.parse(anchor["member"])
+        self.instance_code: str = anchor["instance"]
+        self.anchor_jwks: dict[str, Any] = anchor["jwks"]
+        self.registry_url = (
+            registry_url or anchor.get("registry_url") or self.settings.exchange_registry_url
+        ).rstrip("/")
+        self.ca_pem = self.files.ca.read_bytes()
+        self._passphrase = self.settings.keystore_passphrase.get_secret_value()
+        self.server_ssl = self._context(ssl.Purpose.CLIENT_AUTH, self._passphrase)
+        self._peer_contexts: dict[str, ssl.SSLContext] = {}
+        self.tls_certificate = ca.load_certificate(self.files.tls_certificate.read_bytes())
+        with self.node.session() as session:
+            self.signing_key = keystore.active_key(session, self.node.keys, purpose="signing")
+        self._conf: globalconf.GlobalConf | None = None
+        self.last_refresh_error: str | None = None
+        self._load_cached()
+
+    def _context(self, purpose: ssl.Purpose, passphrase: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(purpose, cafile=str(self.files.ca))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(
+            str(self.files.tls_certificate), str(self.files.tls_key), password=passphrase
+        )
+        if purpose is ssl.Purpose.CLIENT_AUTH:
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def peer_context(self, peer: globalconf.PeerGateway) -> ssl.SSLContext:
+        """An outgoing TLS context that accepts exactly ``peer``'s listed TLS certificate
+        (pinned as the only trust anchor, chain and revocation checked beforehand against
+        the configuration), presenting this gateway's own certificate."""
+        der = peer.tls_certificate.public_bytes(Encoding.DER)
+        key = hashlib.sha256(der).hexdigest()
+        context = self._peer_contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            context.load_verify_locations(cadata=der)
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(
+                str(self.files.tls_certificate), str(self.files.tls_key), password=self._passphrase
+            )
+            self._peer_contexts[key] = context
+        return context
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def _verify(self, token: str, *, newer_than: int = 0) -> globalconf.GlobalConf:
+        return globalconf.verify(
+            token,
+            jwks=self.anchor_jwks,
+            instance=self.instance_code,
+            ca_pem=self.ca_pem,
+            newer_than=newer_than,
+        )
+
+    def _load_cached(self) -> None:
+        with self.node.session() as session:
+            token = globalconf.latest_cached_token(session)
+        if token is None:
+            return
+        try:
+            self._conf = self._verify(token)
+        except GlobalConfRefused as refused:
+            log.warning("globalconf.cached-refused", gateway=self.name, reason=refused.detail)
+
+    @property
+    def conf(self) -> globalconf.GlobalConf | None:
+        """The configuration held (perhaps expired)."""
+        return self._conf
+
+    def usable_conf(self) -> globalconf.GlobalConf | None:
+        """The configuration to work with now, or None when there is none or it expired."""
+        conf = self._conf
+        if conf is None or conf.is_expired():
+            return None
+        return conf
+
+    def accept(self, token: str) -> bool:
+        """Verify and cache a downloaded configuration; True when it is a newer version."""
+        held = self._conf.version if self._conf else 0
+        conf = self._verify(token, newer_than=held)
+        with self.node.session() as session:
+            stored = globalconf.store_cached(session, conf)
+            if stored:
+                self.node.record(
+                    session,
+                    "exchange.globalconf.accepted",
+                    {"version": conf.version, "expires_at": globalconf._iso(conf.expires_at)},
+                )
+        current = self._conf
+        if (
+            current is None
+            or conf.version > current.version
+            or conf.expires_at > (current.expires_at)
+        ):
+            self._conf = conf
+        return stored
+
+    async def refresh(self, http: aiohttp.ClientSession) -> bool:
+        """Download, verify and cache the global configuration; False when that failed."""
+        url = f"{self.registry_url}/exchange/globalconf"
+        try:
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                if response.status != 200:
+                    raise GlobalConfRefused(f"the registry answered {response.status}")
+                token = (await response.read()).decode("ascii")
+            await asyncio.to_thread(self.accept, token)
+        except (aiohttp.ClientError, TimeoutError, OSError, UnicodeDecodeError) as error:
+            self.last_refresh_error = f"registry unreachable: {error!r}"
+        except GlobalConfRefused as refused:
+            self.last_refresh_error = refused.detail
+        else:
+            self.last_refresh_error = None
+            return True
+        log.warning("globalconf.refresh-failed", gateway=self.name, reason=self.last_refresh_error)
+        return False
+
+    # --- certificates ------------------------------------------------------------------------
+
+    def check_certificate(
+        self, certificate: x509.Certificate, usage: ca.CertificateUsage, conf: globalconf.GlobalConf
+    ) -> None:
+        """Chain, validity, revocation (the configuration's CRL) and usage; else refused."""
+        ca.validate_certificate(certificate, ca_cert=conf.ca_certificate, crl=conf.crl, usage=usage)
+
+    @staticmethod
+    def refusal_reason(refused: CertificateRefused) -> str:
+        return str(refused.params.get("reason", "refused"))
+
+    # --- message log -------------------------------------------------------------------------
+
+    def body_fields(self, body: bytes) -> dict[str, Any]:
+        if self.settings.exchange_log_bodies and body:
+            return {"body": base64.b64encode(body).decode("ascii")}
+        return {}
+
+    def _append(self, entries: Sequence[audit.AuditEntry], extra: Any = None) -> None:
+        with self.node.session() as session:
+            if extra is not None:
+                extra(session)
+            audit.append_many(
+                session,
+                MESSAGE_LOG,
+                entries,
+                signer=self.node.checkpoint_signer(session),
+                checkpoint_every=self.settings.audit_checkpoint_every,
+            )
+
+    async def log(
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        actor: str | None = None,
+        subject: str | None = None,
+        before: Any = None,
+    ) -> None:
+        """Append one record to the message log and commit; ``before(session)`` runs in the
+        same transaction first (the replay guard), and its error aborts both."""
+        entry = audit.AuditEntry(event=event, data=data, actor=_clip(actor), subject=_clip(subject))
+        await asyncio.to_thread(self._append, [entry], before)
+
+
+def _clip(value: str | None) -> str | None:
+    return value[:255] if value else None
+
+
+__all__ = ["MESSAGE_LOG", "GatewayRuntime"]

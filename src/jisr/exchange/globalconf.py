@@ -1,0 +1,357 @@
+"""The signed global configuration: what every gateway of an instance must agree on.
+
+Design
+------
+The registry builds one JSON document from its tables and signs it as a compact JWS
+(``typ: jisr-globalconf+json``) with its node's active ``signing`` key::
+
+    {"format": "jisr-globalconf/1", "instance": "MA", "version": 7,
+     "generated_at": "2026-…Z", "expires_at": "2026-…Z",
+     "ca": PEM, "crl": PEM, "revoked": ["serial hex", …],
+     "members": [{"id": "MA/GOV/CIVIL-REGISTRY", "name": …}],
+     "subsystems": ["MA/GOV/CIVIL-REGISTRY/BIRTHS", …],
+     "services": [{"id": ".../BIRTHS/birth-record", "url": base URL, "openapi": bool}],
+     "gateways": [{"name", "member", "address", "tls_certificate", "signing_certificate"}],
+     "access_rights": [{"service", "client", "method", "path"}]}
+
+``current`` returns the newest stored document while its content is unchanged and more than
+half of its validity remains; otherwise it signs a new version (version + 1). Before signing
+it publishes a new CRL when the last one does not cover the document's validity or misses a
+revocation, so a gateway can always check certificates against the CRL it received.
+
+A gateway is bootstrapped with an *anchor*: the instance code, the registry's JWKS and the
+instance CA certificate (``ca.pem``). ``verify`` refuses a document that is not a JWS signed
+by an anchor key with that ``typ``, names another instance, carries another CA, is older
+than the copy already held, or has expired. The gateway keeps the last verified document in
+``exchange_cached_confs`` and works from it (``GlobalConf``) while the registry is down, until
+``expires_at``; after that it refuses calls with ``OutdatedGlobalConf``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
+
+from jisr.core.audit import canonical_json
+from jisr.core.clock import utcnow
+from jisr.core.crypto import ca, jws, keystore
+from jisr.core.errors import CryptoError
+from jisr.core.i18n import _
+from jisr.exchange.errors import GlobalConfRefused
+from jisr.exchange.models import AccessRight, CachedGlobalConf, Member, Service, SignedGlobalConf
+from jisr.exchange.models import Gateway as GatewayRow
+from jisr.exchange.service import member_id, service_id, subsystem_id
+
+FORMAT = "jisr-globalconf/1"
+TYP = "jisr-globalconf+json"
+MEDIA_TYPE = "application/jose"
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: Any) -> dt.datetime:
+    if not isinstance(text, str):
+        raise ValueError("not a timestamp")
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+# --- building and signing (registry) ---------------------------------------------------------
+
+
+def build_content(session: Session) -> dict[str, Any]:
+    """The configuration's content (without version and times), from the registry tables."""
+    members = sorted(
+        ({"id": str(member_id(m)), "name": m.name} for m in session.scalars(sa.select(Member))),
+        key=lambda m: m["id"],
+    )
+    subsystems = sorted(
+        str(subsystem_id(s)) for m in session.scalars(sa.select(Member)) for s in m.subsystems
+    )
+    services = sorted(
+        (
+            {"id": str(service_id(s)), "url": s.base_url, "openapi": s.openapi is not None}
+            for s in session.scalars(sa.select(Service))
+        ),
+        key=lambda s: str(s["id"]),
+    )
+    gateways = sorted(
+        (
+            {
+                "name": g.name,
+                "member": str(member_id(g.member)),
+                "address": g.address,
+                "tls_certificate": g.tls_certificate,
+                "signing_certificate": g.signing_certificate,
+            }
+            for g in session.scalars(sa.select(GatewayRow))
+        ),
+        key=lambda g: g["name"],
+    )
+    rights = sorted(
+        (
+            {
+                "service": str(service_id(r.service)),
+                "client": str(subsystem_id(r.client)),
+                "method": r.method,
+                "path": r.path,
+            }
+            for r in session.scalars(sa.select(AccessRight))
+        ),
+        key=lambda r: (r["service"], r["client"], r["method"], r["path"]),
+    )
+    revoked = sorted(c.serial for c in ca.list_certificates(session) if c.revoked_at is not None)
+    return {
+        "format": FORMAT,
+        "ca": ca.to_pem(ca.ca_certificate(session)).decode("ascii"),
+        "revoked": revoked,
+        "members": members,
+        "subsystems": subsystems,
+        "services": services,
+        "gateways": gateways,
+        "access_rights": rights,
+    }
+
+
+def _fresh_crl(
+    session: Session,
+    backend: keystore.KeyBackend,
+    *,
+    revoked: list[str],
+    until: dt.datetime,
+    crl_validity_hours: int,
+) -> x509.CertificateRevocationList:
+    crl = ca.latest_crl(session)
+    listed = sorted(ca.serial_hex(entry.serial_number) for entry in crl) if crl else None
+    if crl is None or listed != revoked or (crl.next_update_utc or utcnow()) < until:
+        hours = max(crl_validity_hours, int((until - utcnow()).total_seconds() // 3600) + 1)
+        crl = ca.publish_crl(session, backend, validity_hours=hours)
+    return crl
+
+
+def current(
+    session: Session,
+    backend: keystore.KeyBackend,
+    *,
+    instance: str,
+    validity_seconds: int,
+    crl_validity_hours: int = 24,
+) -> SignedGlobalConf:
+    """The global configuration to publish now, signing a new version when needed."""
+    content = build_content(session)
+    content_hash = hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+    latest = session.scalars(
+        sa.select(SignedGlobalConf).order_by(SignedGlobalConf.version.desc()).limit(1)
+    ).first()
+    now = utcnow()
+    if (
+        latest is not None
+        and latest.content_hash == content_hash
+        and latest.expires_at - now > (latest.expires_at - latest.generated_at) / 2
+    ):
+        return latest
+    expires_at = now + dt.timedelta(seconds=validity_seconds)
+    crl = _fresh_crl(
+        session,
+        backend,
+        revoked=content["revoked"],
+        until=expires_at,
+        crl_validity_hours=crl_validity_hours,
+    )
+    version = (latest.version if latest else 0) + 1
+    document = {
+        **content,
+        "instance": instance,
+        "version": version,
+        "generated_at": _iso(now),
+        "expires_at": _iso(expires_at),
+        "crl": ca.to_pem(crl).decode("ascii"),
+    }
+    key = keystore.active_key(session, backend, purpose="signing")
+    row = SignedGlobalConf(
+        version=version,
+        content_hash=content_hash,
+        generated_at=now,
+        expires_at=expires_at,
+        token=jws.sign_compact(document, key, typ=TYP),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- the verified view (gateways) ------------------------------------------------------------
+
+
+def _load_cert(pem: Any) -> x509.Certificate:
+    if not isinstance(pem, str):
+        raise ValueError("a certificate is not PEM text")
+    return ca.load_certificate(pem.encode("ascii"))
+
+
+@dataclass(frozen=True)
+class PeerGateway:
+    """A gateway as the configuration lists it, certificates parsed."""
+
+    name: str
+    member: str
+    address: str
+    tls_certificate: x509.Certificate
+    signing_certificate: x509.Certificate
+
+    @cached_property
+    def signing_jwk(self) -> dict[str, Any]:
+        public_key = self.signing_certificate.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            raise ValueError("unsupported signing key type")
+        jwk: dict[str, Any] = dict(keystore.public_jwk_of(public_key))
+        jwk["kid"] = keystore.jwk_thumbprint(jwk)
+        return jwk
+
+
+@dataclass(frozen=True)
+class GlobalConf:
+    """A verified global configuration, indexed for the gateway's checks."""
+
+    token: str
+    document: dict[str, Any] = field(repr=False)
+    instance: str
+    version: int
+    generated_at: dt.datetime
+    expires_at: dt.datetime
+    ca_certificate: x509.Certificate = field(repr=False)
+    crl: x509.CertificateRevocationList = field(repr=False)
+    subsystems: frozenset[str]
+    services: dict[str, str]  # service id -> provider base URL
+    gateways: dict[str, PeerGateway]  # by name
+    gateway_of_member: dict[str, str]  # member id -> gateway name
+    access_rights: dict[tuple[str, str], list[tuple[str, str]]]  # (service, client) -> rules
+
+    @classmethod
+    def parse(cls, token: str, document: Mapping[str, Any]) -> GlobalConf:
+        try:
+            gateways = {
+                g["name"]: PeerGateway(
+                    name=g["name"],
+                    member=g["member"],
+                    address=g["address"],
+                    tls_certificate=_load_cert(g["tls_certificate"]),
+                    signing_certificate=_load_cert(g["signing_certificate"]),
+                )
+                for g in document["gateways"]
+            }
+            rights: dict[tuple[str, str], list[tuple[str, str]]] = {}
+            for right in document["access_rights"]:
+                key = (str(right["service"]), str(right["client"]))
+                rights.setdefault(key, []).append((str(right["method"]), str(right["path"])))
+            return cls(
+                token=token,
+                document=dict(document),
+                instance=str(document["instance"]),
+                version=int(document["version"]),
+                generated_at=_parse_time(document["generated_at"]),
+                expires_at=_parse_time(document["expires_at"]),
+                ca_certificate=_load_cert(document["ca"]),
+                crl=ca.load_crl(str(document["crl"]).encode("ascii")),
+                subsystems=frozenset(str(s) for s in document["subsystems"]),
+                services={str(s["id"]): str(s["url"]) for s in document["services"]},
+                gateways=gateways,
+                gateway_of_member={g.member: g.name for g in gateways.values()},
+                access_rights=rights,
+            )
+        except (KeyError, TypeError, ValueError, CryptoError) as error:
+            raise GlobalConfRefused(
+                _("The global configuration is malformed: {reason}"), reason=repr(error)
+            ) from error
+
+    def is_expired(self, at: dt.datetime | None = None) -> bool:
+        return (at or utcnow()) >= self.expires_at
+
+    def gateway_by_tls_certificate(self, der: bytes) -> PeerGateway | None:
+        for gateway in self.gateways.values():
+            if gateway.tls_certificate.public_bytes(Encoding.DER) == der:
+                return gateway
+        return None
+
+
+def verify(
+    token: str,
+    *,
+    jwks: Mapping[str, Any],
+    instance: str,
+    ca_pem: bytes,
+    at: dt.datetime | None = None,
+    newer_than: int = 0,
+) -> GlobalConf:
+    """Verify a downloaded configuration against the anchor; see the module docstring."""
+    try:
+        verified = jws.verify_compact(token, jwks, typ=TYP)
+        document = verified.json()
+    except CryptoError as error:
+        raise GlobalConfRefused(
+            _("The global configuration's signature does not verify: {reason}"),
+            reason=error.detail,
+        ) from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise GlobalConfRefused(_("The global configuration has an unknown format."))
+    conf = GlobalConf.parse(token, document)
+    if conf.instance != instance:
+        raise GlobalConfRefused(
+            _("The global configuration is for instance {found}, not {expected}."),
+            found=conf.instance,
+            expected=instance,
+        )
+    if conf.ca_certificate != ca.load_certificate(ca_pem):
+        raise GlobalConfRefused(_("The global configuration names another CA than the anchor."))
+    if conf.version < newer_than:
+        raise GlobalConfRefused(
+            _("The global configuration version {version} is older than the one held ({held})."),
+            version=conf.version,
+            held=newer_than,
+        )
+    if conf.is_expired(at):
+        raise GlobalConfRefused(
+            _("The global configuration expired at {expires_at}."),
+            expires_at=_iso(conf.expires_at),
+        )
+    return conf
+
+
+# --- the gateway's cache ---------------------------------------------------------------------
+
+
+def store_cached(session: Session, conf: GlobalConf) -> bool:
+    """Keep a verified configuration; False when this version is already cached."""
+    exists = session.scalar(
+        sa.select(CachedGlobalConf.id).where(CachedGlobalConf.version == conf.version)
+    )
+    if exists is not None:
+        return False
+    session.add(
+        CachedGlobalConf(
+            version=conf.version,
+            generated_at=conf.generated_at,
+            expires_at=conf.expires_at,
+            fetched_at=utcnow(),
+            token=conf.token,
+        )
+    )
+    session.flush()
+    return True
+
+
+def latest_cached_token(session: Session) -> str | None:
+    return session.scalar(
+        sa.select(CachedGlobalConf.token).order_by(CachedGlobalConf.version.desc()).limit(1)
+    )

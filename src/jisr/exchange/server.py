@@ -1,0 +1,160 @@
+"""Running a gateway: both listeners and the configuration refresh, in one event loop.
+
+``start_gateway(instance, "gateway-x")`` starts, in a background thread, an aiohttp event
+loop with
+
+* the client proxy on ``host:port`` (plain HTTP; bind it to loopback or the member's internal
+  network only: whoever reaches it speaks for the member's subsystems);
+* the server proxy on the gateway's registered address (mutual TLS), or ``peer_port``;
+* a task downloading the global configuration every ``exchange_globalconf_refresh_seconds``;
+* one pooled HTTP client (aiohttp) for the other gateways and the provider systems.
+
+It returns once both sockets listen. ``jisr exchange gateway serve`` runs the same until
+Ctrl-C; tests and the demo keep the ``RunningGateway`` and call ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from jisr.core.instance import Instance
+from jisr.exchange import proxy
+from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.service import parse_address
+
+MAX_HEADER_BYTES = 64 * 1024  # the signed envelope travels in one header
+
+
+@dataclass
+class RunningGateway:
+    runtime: GatewayRuntime
+    thread: threading.Thread
+    host: str
+    port: int
+    peer_host: str
+    peer_port: int
+    _loop: asyncio.AbstractEventLoop = field(repr=False)
+    _stopped: asyncio.Event = field(repr=False)
+    _http: aiohttp.ClientSession = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        """Where the member's information systems call (the client proxy)."""
+        return f"http://{self.host}:{self.port}"
+
+    def refresh_now(self, timeout: float = 15.0) -> bool:
+        """Download the global configuration now (as the schedule would); True on success."""
+        future = asyncio.run_coroutine_threadsafe(self.runtime.refresh(self._http), self._loop)
+        return future.result(timeout)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self.thread.join(timeout=10)
+
+
+def _app(runtime: GatewayRuntime, http: aiohttp.ClientSession, handler: Any) -> web.Application:
+    app = web.Application()
+    app[proxy.RUNTIME] = runtime
+    app[proxy.HTTP] = http
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+async def _refresh_forever(runtime: GatewayRuntime, http: aiohttp.ClientSession) -> None:
+    while True:
+        await asyncio.sleep(runtime.settings.exchange_globalconf_refresh_seconds)
+        await runtime.refresh(http)
+
+
+def start_gateway(
+    instance: Instance,
+    node_name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    peer_port: int | None = None,
+    registry_url: str | None = None,
+    timeout: float = 20.0,
+) -> RunningGateway:
+    """Serve gateway ``node_name`` in a background thread; see the module docstring."""
+    runtime = GatewayRuntime(instance, node_name, registry_url=registry_url)
+    anchor = runtime.files.read_anchor()
+    peer_host, registered_port = parse_address(str(anchor["address"]))
+    ready: threading.Event = threading.Event()
+    started: dict[str, Any] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=15),
+            timeout=aiohttp.ClientTimeout(total=runtime.settings.exchange_service_timeout_seconds),
+            auto_decompress=False,
+        )
+        runners: list[web.AppRunner] = []
+        try:
+            ports = []
+            for handler, bind_host, bind_port, context in (
+                (proxy.handle_client, host, port, None),
+                (proxy.handle_peer, peer_host, peer_port or registered_port, runtime.server_ssl),
+            ):
+                runner = web.AppRunner(
+                    _app(runtime, http, handler),
+                    access_log=None,
+                    max_field_size=MAX_HEADER_BYTES,
+                    auto_decompress=False,
+                )
+                await runner.setup()
+                runners.append(runner)
+                site = web.TCPSite(runner, bind_host, bind_port, ssl_context=context)
+                await site.start()
+                server: Any = site._server
+                ports.append(int(server.sockets[0].getsockname()[1]))
+            if runtime.usable_conf() is None:
+                await runtime.refresh(http)
+            refresher = asyncio.create_task(_refresh_forever(runtime, http))
+            started.update(loop=loop, stopped=stopped, http=http, ports=ports)
+            ready.set()
+            await stopped.wait()
+            refresher.cancel()
+        except BaseException as error:
+            started["error"] = error
+            ready.set()
+            raise
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+            await http.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException:  # reported to the starter through ``started``
+            ready.set()
+
+    thread = threading.Thread(target=run, name=f"gateway-{node_name}", daemon=True)
+    thread.start()
+    if not ready.wait(timeout) or "error" in started or "ports" not in started:
+        error = started.get("error")
+        raise RuntimeError(f"gateway {node_name} did not start: {error!r}") from error
+    return RunningGateway(
+        runtime=runtime,
+        thread=thread,
+        host=host,
+        port=started["ports"][0],
+        peer_host=peer_host,
+        peer_port=started["ports"][1],
+        _loop=started["loop"],
+        _stopped=started["stopped"],
+        _http=started["http"],
+    )
+
+
+__all__ = ["RunningGateway", "start_gateway"]

@@ -1,0 +1,321 @@
+"""Every refusal, from the attacker's (or the careless caller's) side: a clear X-Road error,
+and a record of it in the message log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from jisr.core.crypto import ca
+from jisr.core.instance import REGISTRY_NODE
+from jisr.exchange import envelope, provisioning, server, service
+from jisr.exchange.identifiers import MemberId, SubsystemId
+
+from .conftest import (
+    BIRTH_RECORD,
+    OTHER,
+    PORTAL,
+    SERVICE_PATH,
+    ExchangeWorld,
+    build_world,
+    free_port,
+    refusals,
+)
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+LATE = MemberId.parse("MA/COM/LATE")
+LATE_APP = SubsystemId.parse("MA/COM/LATE/APP")
+STOLEN = MemberId.parse("MA/COM/STOLEN")
+STOLEN_APP = SubsystemId.parse("MA/COM/STOLEN/APP")
+
+
+@pytest.fixture(scope="module")
+def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
+    """The shared world plus a gateway with expired certificates and one whose TLS
+    certificate is revoked; both granted access, so only their certificates stand in the way."""
+    made = build_world(instance_factory("MA"))
+    try:
+        registry = made.instance.node(REGISTRY_NODE)
+        for member, app in ((LATE, LATE_APP), (STOLEN, STOLEN_APP)):
+            with registry.session() as session:
+                service.add_member(session, member=member, name=member.code)
+                service.add_subsystem(session, subsystem=app)
+                service.grant_access(session, service=BIRTH_RECORD, client=app)
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+        for member, kwargs in ((LATE, {"validity_days": 1, "not_before": past}), (STOLEN, {})):
+            info = provisioning.create_gateway(
+                made.instance,
+                member=member,
+                address=f"127.0.0.1:{free_port()}",
+                registry_url=made.registry.url,
+                **kwargs,
+            )
+            made.gateways[info.name] = server.start_gateway(made.instance, info.name)
+        with registry.session() as session:
+            stolen = service.get_gateway(session, name="gateway-stolen")
+            serial = ca.load_certificate(stolen.tls_certificate.encode()).serial_number
+            ca.revoke_certificate(session, registry.keys, serial=serial, reason="keyCompromise")
+        for running in made.gateways.values():
+            assert running.refresh_now(), running.runtime.last_refresh_error
+    except BaseException:
+        made.close()
+        raise
+    yield made
+    made.close()
+
+
+def _fault(response: httpx.Response, type_: str, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["x-road-error"] == type_
+    body: dict[str, Any] = response.json()
+    assert body["type"] == type_ and body["message"] and body["detail"]
+    return body
+
+
+def _peer(world: ExchangeWorld) -> httpx.Client:
+    """A client holding the e-services gateway's TLS key (as a compromised or buggy gateway)."""
+    consumer = world.consumer_gateway.runtime
+    conf = consumer.usable_conf()
+    assert conf is not None
+    context = consumer.peer_context(conf.gateways["gateway-civil-registry"])
+    return httpx.Client(
+        base_url=f"https://127.0.0.1:{world.provider_gateway.peer_port}", verify=context
+    )
+
+
+def _signed(world: ExchangeWorld, *, body: bytes = b"", **overrides: Any) -> str:
+    fields: dict[str, Any] = {
+        "sender": "gateway-eservices",
+        "instance": "MA",
+        "id": str(uuid.uuid4()),
+        "client": str(PORTAL),
+        "service": str(BIRTH_RECORD),
+        "method": "GET",
+        "path": "/births/1",
+        "query": "",
+        "user_id": None,
+        "issue": None,
+        "headers": [],
+        **overrides,
+    }
+    return envelope.sign_request(world.consumer_gateway.runtime.signing_key, body=body, **fields)
+
+
+class TestClientProxy:
+    @pytest.mark.parametrize(
+        "client", ["MA/GOV/ESERVICES/NOPE", "MA/GOV/CIVIL-REGISTRY/BIRTHS", "MA/NGO/X/Y"]
+    )
+    def test_unknown_client(self, world: ExchangeWorld, client: str) -> None:
+        body = _fault(world.call(headers={"X-Road-Client": client}), "Client.UnknownMember", 400)
+        assert (
+            refusals(world, "gateway-eservices", "Client.UnknownMember")[-1]["id"]
+            == (body["detail"])
+        )
+
+    @pytest.mark.parametrize("client", ["", "MA/GOV/ESERVICES", "MA/XYZ/A/B", "MA/GOV/A/B C"])
+    def test_malformed_client(self, world: ExchangeWorld, client: str) -> None:
+        _fault(world.call(headers={"X-Road-Client": client}), "Client.InvalidClientIdentifier", 400)
+
+    def test_missing_client(self, world: ExchangeWorld) -> None:
+        response = httpx.get(world.client_url + SERVICE_PATH + "/births/1", timeout=20)
+        _fault(response, "Client.InvalidClientIdentifier", 400)
+
+    def test_wrong_instance(self, world: ExchangeWorld) -> None:
+        response = httpx.get(
+            world.client_url + "/r1/QA/GOV/MOI/BIRTHS/birth-record/births/1",
+            headers={"X-Road-Client": str(PORTAL)},
+            timeout=20,
+        )
+        _fault(response, "Client.InvalidServiceIdentifier", 400)
+        response = world.call(headers={"X-Road-Client": "QA/GOV/ESERVICES/PORTAL"})
+        _fault(response, "Client.InvalidClientIdentifier", 400)
+        assert refusals(world, "gateway-eservices", "Client.InvalidServiceIdentifier")
+
+    def test_bad_protocol_version_and_unknown_service(self, world: ExchangeWorld) -> None:
+        response = httpx.get(world.client_url + "/r2/MA/GOV/A/B/C", timeout=20)
+        _fault(response, "Client.InvalidProtocolVersion", 400)
+        response = httpx.get(
+            world.client_url + "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS/nope/x",
+            headers={"X-Road-Client": str(PORTAL)},
+            timeout=20,
+        )
+        _fault(response, "Server.ClientProxy.UnknownService", 400)
+
+    def test_oversized_body(self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(world.instance.settings, "exchange_max_body_bytes", 1000)
+        response = world.call("/echo", method="POST", content=b"x" * 1001)
+        _fault(response, "Client.MessageTooLarge", 413)
+        assert refusals(world, "gateway-eservices", "Client.MessageTooLarge")
+
+
+class TestServerProxy:
+    def test_no_access_right(self, world: ExchangeWorld) -> None:
+        body = _fault(
+            world.call(headers={"X-Road-Client": str(OTHER)}),
+            "Server.ServerProxy.AccessDenied",
+            403,
+        )
+        logged = refusals(world, "gateway-civil-registry", "Server.ServerProxy.AccessDenied")
+        assert logged[-1]["id"] == body["detail"]
+        assert logged[-1]["client"] == str(OTHER)
+
+    @pytest.mark.parametrize(("method", "path"), [("POST", "/births/1"), ("GET", "/deaths/1")])
+    def test_access_right_is_per_method_and_path(
+        self, world: ExchangeWorld, method: str, path: str
+    ) -> None:
+        _fault(world.call(path, method=method), "Server.ServerProxy.AccessDenied", 403)
+
+    def test_replayed_message_id(self, world: ExchangeWorld) -> None:
+        message_id = f"replay-{uuid.uuid4()}"
+        assert world.call(headers={"X-Road-Id": message_id}).status_code == 200
+        second = world.call(headers={"X-Road-Id": message_id})
+        _fault(second, "Server.ServerProxy.DuplicateMessageId", 409)
+        with _peer(world) as peer:  # the very same signed request, sent again
+            signature = _signed(world)
+            headers = {envelope.SIGNATURE_HEADER: signature}
+            assert peer.get(SERVICE_PATH + "/births/1", headers=headers).status_code == 200
+            again = peer.get(SERVICE_PATH + "/births/1", headers=headers)
+        _fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
+        assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.DuplicateMessageId")
+
+    def test_tampered_body(self, world: ExchangeWorld) -> None:
+        signature = _signed(world, body=b'{"a": 1}', method="POST", path="/echo")
+        with _peer(world) as peer:
+            response = peer.post(
+                SERVICE_PATH + "/echo",
+                content=b'{"a": 2}',
+                headers={envelope.SIGNATURE_HEADER: signature},
+            )
+        body = _fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
+        assert "digest" in str(response.json()["message"]) and body
+        assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.InvalidSignatureValue")
+
+    def test_tampered_signature_or_envelope(self, world: ExchangeWorld) -> None:
+        head, payload, sig = _signed(world).split(".")
+        forged = ".".join((head, payload, ("A" if sig[0] != "A" else "B") + sig[1:]))
+        with _peer(world) as peer:
+            response = peer.get(
+                SERVICE_PATH + "/births/1", headers={envelope.SIGNATURE_HEADER: forged}
+            )
+            _fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
+            # a genuine envelope for another path: the message differs from what was signed
+            response = peer.get(
+                SERVICE_PATH + "/births/2", headers={envelope.SIGNATURE_HEADER: _signed(world)}
+            )
+            _fault(response, "Server.ServerProxy.InvalidMessage", 400)
+            response = peer.get(SERVICE_PATH + "/births/1")
+            _fault(response, "Server.ServerProxy.MissingSignature", 400)
+            # a client of another member than the sending gateway's
+            other = _signed(world, client="MA/GOV/CIVIL-REGISTRY/BIRTHS")
+            response = peer.get(
+                SERVICE_PATH + "/births/1", headers={envelope.SIGNATURE_HEADER: other}
+            )
+            _fault(response, "Server.ServerProxy.UnknownMember", 403)
+
+    def test_oversized_body(self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(world.instance.settings, "exchange_max_body_bytes", 1000)
+        body = b"x" * 1001
+        signature = _signed(world, body=body, method="POST", path="/echo")
+        with _peer(world) as peer:
+            response = peer.post(
+                SERVICE_PATH + "/echo", content=body, headers={envelope.SIGNATURE_HEADER: signature}
+            )
+        _fault(response, "Server.ServerProxy.MessageTooLarge", 413)
+        assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.MessageTooLarge")
+
+
+class TestCertificates:
+    def test_expired_certificate(self, world: ExchangeWorld) -> None:
+        late = world.gateways["gateway-late"]
+        response = httpx.get(
+            late.url + SERVICE_PATH + "/births/1",
+            headers={"X-Road-Client": str(LATE_APP)},
+            timeout=20,
+        )
+        _fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
+        assert refusals(world, "gateway-late", "Server.ClientProxy.SslAuthenticationFailed")
+
+    def test_revoked_certificate(self, world: ExchangeWorld) -> None:
+        stolen = world.gateways["gateway-stolen"]
+        response = httpx.get(
+            stolen.url + SERVICE_PATH + "/births/1",
+            headers={"X-Road-Client": str(STOLEN_APP)},
+            timeout=20,
+        )
+        _fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
+        assert "revoked" in response.json()["message"]
+        # whoever stole the key and skips the gateway software is refused by the provider
+        runtime = stolen.runtime
+        conf = runtime.usable_conf()
+        assert conf is not None
+        context = runtime.peer_context(conf.gateways["gateway-civil-registry"])
+        signature = envelope.sign_request(
+            runtime.signing_key,
+            sender="gateway-stolen",
+            instance="MA",
+            id="stolen-1",
+            client=str(STOLEN_APP),
+            service=str(BIRTH_RECORD),
+            method="GET",
+            path="/births/1",
+            query="",
+            user_id=None,
+            issue=None,
+            headers=[],
+            body=b"",
+        )
+        response = httpx.get(
+            f"https://127.0.0.1:{world.provider_gateway.peer_port}{SERVICE_PATH}/births/1",
+            headers={envelope.SIGNATURE_HEADER: signature},
+            verify=context,
+            timeout=20,
+        )
+        body = _fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
+        assert body["detail"] == "stolen-1"
+        logged = refusals(
+            world, "gateway-civil-registry", "Server.ServerProxy.SslAuthenticationFailed"
+        )
+        assert logged[-1]["reason"] == "revoked"
+        assert logged[-1]["peer"] == "gateway-stolen"
+
+    def test_certificate_of_another_ca(
+        self, world: ExchangeWorld, instance_factory: Any, tmp_path: Any
+    ) -> None:
+        other = instance_factory("QA", nodes=["registry"])
+        registry = other.node(REGISTRY_NODE)
+        key = ec.generate_private_key(ec.SECP256R1())
+        with registry.session() as session:
+            cert = ca.issue_certificate(
+                session,
+                registry.keys,
+                public_key=key.public_key(),
+                common_name="gateway-eservices",
+                usage=ca.CertificateUsage.TLS,
+                ip_addresses=["127.0.0.1"],
+            )
+        (tmp_path / "c.pem").write_bytes(ca.to_pem(cert))
+        (tmp_path / "k.pem").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.create_default_context(cafile=str(world.provider_gateway.runtime.files.ca))
+        context.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+        url = f"https://127.0.0.1:{world.provider_gateway.peer_port}{SERVICE_PATH}/births/1"
+        # refused in the TLS handshake: no HTTP exchange, so no X-Road error can be sent
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            httpx.get(url, verify=context, headers={envelope.SIGNATURE_HEADER: "x"}, timeout=10)
+        without = ssl.create_default_context(cafile=str(world.provider_gateway.runtime.files.ca))
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            httpx.get(url, verify=without, timeout=10)
