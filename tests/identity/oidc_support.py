@@ -244,3 +244,78 @@ def verify_id_token(
         options["nonce"] = {"essential": True, "value": nonce}
     jwt.JWTClaimsRegistry(**options).validate(decoded.claims)
     return dict(decoded.claims)
+
+
+# --- the GovStack client management API --------------------------------------------------------
+
+from cryptography.hazmat.primitives.asymmetric import ec as _ec  # noqa: E402
+from joserfc.jwk import ECKey  # noqa: E402
+
+from jisr.core.clock import utcnow as _utcnow  # noqa: E402
+
+ADMIN_CLIENT = "iam-admin"
+CLIENT_MGMT = "/client-mgmt/oidc-client"
+
+
+def register_admin(idp: Idp, client_id: str = ADMIN_CLIENT, scopes: tuple[str, ...] = ()) -> None:
+    """An administrative client (client_credentials, scope client_mgmt unless told)."""
+    register_client(
+        idp,
+        client_id,
+        redirect_uris=[],
+        grant_types=["client_credentials"],
+        scopes=list(scopes or service.ADMIN_SCOPES),
+        claims=[],
+    )
+
+
+def admin_token(idp: Idp, client_id: str = ADMIN_CLIENT, scope: str = "client_mgmt") -> str:
+    response = httpx.post(
+        idp.endpoint("/oauth/token"),
+        data={"grant_type": "client_credentials", "scope": scope},
+        auth=(client_id, idp.secrets[client_id]),
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def public_jwk() -> dict[str, Any]:
+    key = ECKey.import_key(_ec.generate_private_key(_ec.SECP256R1()))
+    return dict(key.as_dict(private=False))
+
+
+def request_time(offset: dt.timedelta = dt.timedelta()) -> str:
+    return (_utcnow() + offset).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def create_request(client_id: str, **overrides: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "clientId": client_id,
+        "clientName": "Health Service",
+        "relyingPartyId": "health-gov",
+        "logoUri": "http://example.com/logo.png",
+        "redirectUris": ["http://example.com/login-success"],
+        "authContextRefs": ["idbb:acr:generated-code"],
+        "publicKey": public_jwk(),
+        "userClaims": ["name"],
+        "grantTypes": ["authorization_code"],
+        "clientAuthMethods": ["private_key_jwt"],
+    }
+    request.update(overrides)
+    return {"requestTime": request_time(), "request": request}
+
+
+def update_request(**overrides: Any) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "clientName": "Health Service",
+        "status": "active",
+        "logoUri": "http://example.com/logo.png",
+        "redirectUris": ["http://example.com/login-success"],
+        "userClaims": ["name"],
+        "authContextRefs": ["idbb:acr:generated-code"],
+        "grantTypes": ["authorization_code"],
+        "clientAuthMethods": ["private_key_jwt"],
+    }
+    request.update(overrides)
+    return {"requestTime": request_time(), "request": request}

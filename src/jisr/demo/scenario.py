@@ -20,7 +20,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import REGISTRY_NODE, Instance, init_instance
-from jisr.demo import people, servers
+from jisr.demo import exchange, login, people, servers
 
 COUNTRIES: dict[str, str] = {"MA": "Jisr Maroc — المغرب", "QA": "Jisr Qatar — قطر"}
 
@@ -33,6 +33,9 @@ class World:
     console: Console
     instances: dict[str, Instance] = field(default_factory=dict)
     running: dict[str, servers.RunningServer] = field(default_factory=dict)
+    # Anything else a step starts (gateways, agencies' own systems): stopped on close, last
+    # started first.
+    closers: list[Callable[[], None]] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
     step_number: int = 0
 
@@ -50,6 +53,8 @@ class World:
         return self.running[code].url
 
     def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
         for running in self.running.values():
             running.stop()
         for instance in self.instances.values():
@@ -78,6 +83,8 @@ def serve_instances(world: World, *, port: int = 0) -> None:
     world.step("Each instance serves its nodes over HTTP on loopback")
     for offset, (code, instance) in enumerate(world.instances.items()):
         world.running[code] = servers.start(instance, port=port + offset if port else 0)
+        # The port may be chosen at run time: issuer URLs (OpenID Connect) follow it.
+        instance.settings.public_url = world.url(code)
         world.say(f"{code}: {world.url(code)}  (API docs at {world.url(code)}/docs)")
 
 
@@ -202,8 +209,10 @@ STEPS: list[Step] = [
     serve_instances,
     check_health,
     people.register_people,
+    login.login_step,
     certificates,
     signed_statement,
+    exchange.exchange_step,
     verify_audit,
 ]
 

@@ -62,8 +62,29 @@ def _emit(items: list[Any], as_json: bool, line: Any) -> None:
         out.print("(none)")
 
 
-def _registry(directory: Path) -> tuple[Instance, Any]:
+_opened: list[Instance] = []
+
+
+@app.callback()
+def _group(ctx: typer.Context) -> None:
+    """The information mediator."""
+    ctx.call_on_close(_close_opened)
+
+
+def _close_opened() -> None:
+    while _opened:
+        _opened.pop().close()
+
+
+def _open(directory: Path) -> Instance:
+    """The instance, closed when the command ends (also when it fails)."""
     instance = Instance.open(directory)
+    _opened.append(instance)
+    return instance
+
+
+def _registry(directory: Path) -> tuple[Instance, Any]:
+    instance = _open(directory)
     return instance, instance.node(REGISTRY_NODE)
 
 
@@ -242,7 +263,7 @@ def gateway_add(
     directory: Path = DirOption,
 ) -> None:
     """Create a member's gateway node, its certificates and anchor, and register it."""
-    instance = Instance.open(directory)
+    instance = _open(directory)
     info = provisioning.create_gateway(
         instance, member=MemberId.parse(member), address=address, registry_url=registry_url
     )
@@ -280,7 +301,7 @@ def gateway_serve(
     """Serve a gateway (client proxy and mutual-TLS listener) until Ctrl-C."""
     from jisr.exchange.server import start_gateway
 
-    instance = Instance.open(directory)
+    instance = _open(directory)
     running = start_gateway(
         instance, node, port=port, peer_port=peer_port, registry_url=registry_url
     )
@@ -327,7 +348,7 @@ def globalconf_show(directory: Path = DirOption, as_json: bool = JsonOption) -> 
 @log_app.command("verify")
 def log_verify(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """Check the message log of every gateway node; exit 1 naming the first broken record."""
-    instance = Instance.open(directory)
+    instance = _open(directory)
     results: list[dict[str, Any]] = []
     for node in instance.nodes.values():
         if not node.name.startswith("gateway-"):

@@ -132,6 +132,7 @@ def start_gateway(
             for runner in runners:
                 await runner.cleanup()
             await http.close()
+            await asyncio.sleep(0.1)  # let closing transports finish (aiohttp's advice)
 
     def run() -> None:
         try:

@@ -248,6 +248,21 @@ def add_service(
     return ServiceInfo(id=str(service), base_url=url, has_openapi=openapi is not None)
 
 
+def set_service_url(
+    session: Session,
+    *,
+    service: ServiceId,
+    base_url: str,
+    signer: audit.CheckpointSigner | None = None,
+) -> ServiceInfo:
+    """Move a service to another base URL (its information system moved)."""
+    row = _service(session, service)
+    row.base_url = _check_base_url(base_url)
+    session.flush()
+    _log(session, "exchange.service.moved", {"service": str(service), "url": row.base_url}, signer)
+    return ServiceInfo(id=str(service), base_url=row.base_url, has_openapi=row.openapi is not None)
+
+
 def list_services(session: Session) -> list[ServiceInfo]:
     rows = session.scalars(sa.select(Service))
     infos = [

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyotp
-import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.orm import Session
@@ -48,6 +47,7 @@ from jisr.core.errors import InvalidInput, NotFound
 from jisr.core.i18n import _
 from jisr.core.settings import Settings
 from jisr.identity import _secrets
+from jisr.identity import service as register
 from jisr.identity.errors import InvalidNationalId
 from jisr.identity.identifiers import parse_national_id
 from jisr.identity.models import Account, Person
@@ -100,7 +100,12 @@ def normalize_national_id(value: str, *, country: str) -> str | None:
 
 
 def find_person(session: Session, national_id: str) -> Person | None:
-    return session.scalars(sa.select(Person).where(Person.national_id == national_id)).first()
+    """The person with ``national_id`` (the register's lookup), ``None`` when it is not even a
+    valid identifier: a login form must not tell a malformed identifier from a wrong one."""
+    try:
+        return register.find_person(session, national_id)
+    except InvalidNationalId:
+        return None
 
 
 def hash_password(password: str) -> str:

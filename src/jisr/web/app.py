@@ -39,6 +39,7 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
     "idp": (
         "jisr.identity.api:router",
         "jisr.identity.oidc.endpoints:router",
+        "jisr.identity.oidc.client_api:router",
         "jisr.identity.oidc.views:router",
     ),
     "portal": (),

@@ -21,7 +21,11 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     TokenMixin,
 )
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -181,7 +185,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return endpoint == "token" and method == self.row.auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code"
+        return response_type == "code" and "authorization_code" in self.row.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.row.grant_types
@@ -238,8 +242,10 @@ class TokenRecord(TokenMixin):  # type: ignore[misc]
         return self.row.revoked_at is not None
 
     def get_user(self) -> EndUser:
+        person_id = self.row.person_id
+        assert person_id is not None, "a client's own token (client_credentials) has no user"
         return EndUser(
-            person_id=self.row.person_id,
+            person_id=person_id,
             national_id=self.national_id,
             acr=self.row.acr,
             amr=tuple(self.row.amr),
@@ -309,6 +315,12 @@ class RotatingRefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
 
     def revoke_old_credential(self, refresh_token: TokenRecord) -> None:
         refresh_token.row.revoked_at = utcnow()
+
+
+class AdminClientGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """``client_credentials`` for administrative clients (no person, no refresh token)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
 
 
 class IdTokenExtension(OpenIDCode):  # type: ignore[misc]

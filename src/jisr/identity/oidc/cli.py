@@ -24,7 +24,9 @@ def add(
     directory: Path = typer.Option(..., "--dir", "-d", help="The instance directory."),
     name: str = typer.Option(..., "--name", help="The relying party's name, shown to people."),
     redirect_uri: list[str] = typer.Option(
-        ..., "--redirect-uri", help="A redirect URI (repeat for several)."
+        [],
+        "--redirect-uri",
+        help="A redirect URI (repeat for several); required unless --grant client_credentials.",
     ),
     auth_method: str = typer.Option(
         "client_secret_basic",
@@ -38,9 +40,23 @@ def add(
     post_logout_redirect_uri: list[str] = typer.Option(
         [], "--post-logout-redirect-uri", help="Where logout may send people back to."
     ),
+    grant: list[str] = typer.Option(
+        [],
+        "--grant",
+        help="A grant type (repeat): authorization_code and refresh_token by default; "
+        "client_credentials alone for an administrative client.",
+    ),
+    scope: list[str] = typer.Option(
+        [],
+        "--scope",
+        help="A scope the client may ask for (repeat); client_mgmt for the GovStack client "
+        "management API (with --grant client_credentials).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Register a relying party and print its client_id (and its secret, once)."""
+    """Register a relying party (or an administrative client) and print its client_id (and
+    its secret, once)."""
+    administrative = service.ADMIN_GRANT in grant
     keys = json.loads(jwks.read_text(encoding="utf-8")) if jwks is not None else None
     instance = Instance.open(directory)
     try:
@@ -53,11 +69,18 @@ def add(
                 jwks=keys,
                 client_id=client_id,
                 post_logout_redirect_uris=post_logout_redirect_uri,
+                grant_types=grant or service.GRANT_TYPES,
+                scopes=scope or (service.ADMIN_SCOPES if administrative else service.SCOPES),
+                claims=[] if administrative else service.SUPPORTED_CLAIMS,
             )
             instance.node("idp").record(
                 session,
                 "identity.client.registered",
-                {"client_id": made.client.client_id, "auth_method": auth_method},
+                {
+                    "client_id": made.client.client_id,
+                    "auth_method": auth_method,
+                    "grant_types": grant or list(service.GRANT_TYPES),
+                },
             )
     finally:
         instance.close()

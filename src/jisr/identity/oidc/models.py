@@ -88,7 +88,10 @@ class OidcAuthorizationCode(IdMixin, Base):
 
 
 class OidcToken(IdMixin, Base):
-    """An access token and its refresh token; rotating a refresh token revokes this row."""
+    """An access token and its refresh token; rotating a refresh token revokes this row.
+
+    A token issued to a client for itself (``client_credentials``, the administrative
+    clients) has no person: ``person_id`` is null, ``acr`` empty."""
 
     __tablename__ = "identity_oidc_tokens"
 
@@ -97,7 +100,9 @@ class OidcToken(IdMixin, Base):
         sa.String(64), unique=True, nullable=True
     )
     client_pk: Mapped[int] = mapped_column(sa.ForeignKey(_CLIENT_FK, ondelete="CASCADE"))
-    person_id: Mapped[int] = mapped_column(sa.ForeignKey(_PERSON_FK, ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey(_PERSON_FK, ondelete="CASCADE"), nullable=True
+    )
     code_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("identity_oidc_codes.id", ondelete="SET NULL"), nullable=True, index=True
     )

@@ -49,6 +49,7 @@ from jisr.identity.oidc._authlib import (
     REFRESH_TOKEN_TTL,
     SESSION_COOKIE,
     AccessTokenValidator,
+    AdminClientGrant,
     CodeGrant,
     CodeRecord,
     EndSession,
@@ -89,7 +90,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     """The authorization server of one request, bound to the idp node's session."""
 
     def __init__(self, session: Session, node: Node) -> None:
-        super().__init__(scopes_supported=list(service.SCOPES))
+        super().__init__(scopes_supported=[*service.SCOPES, *service.ADMIN_SCOPES])
         self.session = session
         self.node = node
         self.settings = node.settings
@@ -106,6 +107,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(self))
         self.register_grant(CodeGrant, [PkceS256(required=True), IdTokenExtension(self)])
         self.register_grant(RotatingRefreshGrant)
+        self.register_grant(AdminClientGrant)
         self.register_endpoint(EndSession(self))
 
     def url(self, name: str) -> str:
@@ -217,8 +219,11 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
     # Tokens.
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
-        user: EndUser = request.user
+        user: EndUser | None = request.user
         client: RegisteredClient = request.client
+        if user is None:  # client_credentials: the client acts for itself
+            self._save_client_token(token, client)
+            return
         code: CodeRecord | None = request.authorization_code
         previous: TokenRecord | None = request.refresh_token
         now = utcnow()
@@ -251,6 +256,32 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
                 "scope": token.get("scope", ""),
             },
             subject=user.national_id,
+        )
+
+    def _save_client_token(self, token: dict[str, Any], client: RegisteredClient) -> None:
+        now = utcnow()
+        self.session.add(
+            OidcToken(
+                access_token_hash=service.digest(token["access_token"]),
+                client_pk=client.row.id,
+                person_id=None,
+                scope=token.get("scope", ""),
+                claims=[],
+                acr="",
+                amr=[],
+                auth_time=now,
+                issued_at=now,
+                expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
+            )
+        )
+        self.session.flush()
+        self.record(
+            "identity.token.issued",
+            {
+                "client_id": client.client_id,
+                "grant_type": "client_credentials",
+                "scope": token.get("scope", ""),
+            },
         )
 
     def _token_record(self, row: OidcToken | None) -> TokenRecord | None:
@@ -350,13 +381,17 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         response.headers["Pragma"] = "no-cache"
         return response
 
-    def userinfo_response(self, http: HttpInput) -> Response:
+    def bearer_token(self, http: HttpInput, scope: str) -> TokenRecord:
+        """The access token of a request to a protected resource (RFC 6750), which must be
+        known, unexpired, not revoked and carry ``scope``; else ``OAuth2Error``."""
         protector = ResourceProtector()
         protector.register_token_validator(AccessTokenValidator(self))
+        token: TokenRecord = protector.validate_request([scope], self.create_oauth2_request(http))
+        return token
+
+    def userinfo_response(self, http: HttpInput) -> Response:
         try:
-            token: TokenRecord = protector.validate_request(
-                ["openid"], self.create_oauth2_request(http)
-            )
+            token = self.bearer_token(http, "openid")
         except OAuth2Error as error:
             response: Response = self.handle_response(*error())
             return response

@@ -44,6 +44,10 @@ from jisr.identity.oidc.models import OidcClient, OidcConsent, OidcLoginSession
 AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 SCOPES = ("openid", "profile", "national_id", "offline_access")
+# Administrative clients act for themselves: the client_credentials grant alone, with
+# administrative scopes only (``client_mgmt``: the GovStack client management API).
+ADMIN_GRANT = "client_credentials"
+ADMIN_SCOPES = ("client_mgmt",)
 PROFILE_CLAIMS = (
     "name",
     "given_name",
@@ -278,7 +282,10 @@ def _apply(
     client.relying_party_id = relying_party_id
     client.logo_uri = logo_uri
     client.redirect_uris = _check_uris(
-        redirect_uris, field="redirectUris", error="invalid_redirect_uri", required=True
+        redirect_uris,
+        field="redirectUris",
+        error="invalid_redirect_uri",
+        required=ADMIN_GRANT not in grant_types,
     )
     client.post_logout_redirect_uris = _check_uris(
         post_logout_redirect_uris,
@@ -294,16 +301,27 @@ def _apply(
             )
         if jwks is not None:
             client.jwks = _check_jwks(jwks)
-    client.scopes = _check_subset(scopes, SCOPES, "scopes", "invalid_request")
     client.claims = _check_subset(
         claims, (*SUPPORTED_CLAIMS, *GOVSTACK_CLAIMS), "userClaims", "invalid_claim"
     )
     client.acr_values = _check_subset(
         acr_values, (*auth.ACR_VALUES, *GOVSTACK_ACR), "authContextRefs", "invalid_acr"
     )
-    client.grant_types = _check_subset(grant_types, GRANT_TYPES, "grantTypes", "invalid_grant_type")
-    if "authorization_code" not in client.grant_types:
-        raise _invalid("grantTypes", "invalid_grant_type", _("authorization_code is required."))
+    client.grant_types = _check_subset(
+        grant_types, (*GRANT_TYPES, ADMIN_GRANT), "grantTypes", "invalid_grant_type"
+    )
+    if ADMIN_GRANT in client.grant_types:
+        if len(client.grant_types) > 1:
+            raise _invalid(
+                "grantTypes",
+                "invalid_grant_type",
+                _("client_credentials is for administrative clients and goes alone."),
+            )
+        client.scopes = _check_subset(scopes, ADMIN_SCOPES, "scopes", "invalid_request")
+    else:
+        if "authorization_code" not in client.grant_types:
+            raise _invalid("grantTypes", "invalid_grant_type", _("authorization_code is required."))
+        client.scopes = _check_subset(scopes, SCOPES, "scopes", "invalid_request")
     client.updated_at = utcnow()
 
 
@@ -328,24 +346,28 @@ def update_client(
         raise ClientNotFound(_("No client {client_id}."), client_id=client_id)
     if status not in ("active", "inactive"):
         raise _invalid("status", "invalid_request", _("status is active or inactive."))
-    _apply(
-        client,
-        name=name,
-        redirect_uris=redirect_uris,
-        auth_method=auth_method,
-        jwks=None,
-        relying_party_id=client.relying_party_id,
-        logo_uri=logo_uri,
-        post_logout_redirect_uris=(
-            client.post_logout_redirect_uris
-            if post_logout_redirect_uris is None
-            else post_logout_redirect_uris
-        ),
-        scopes=client.scopes if scopes is None else scopes,
-        claims=claims,
-        acr_values=acr_values,
-        grant_types=grant_types,
-    )
+    try:
+        _apply(
+            client,
+            name=name,
+            redirect_uris=redirect_uris,
+            auth_method=auth_method,
+            jwks=None,
+            relying_party_id=client.relying_party_id,
+            logo_uri=logo_uri,
+            post_logout_redirect_uris=(
+                client.post_logout_redirect_uris
+                if post_logout_redirect_uris is None
+                else post_logout_redirect_uris
+            ),
+            scopes=client.scopes if scopes is None else scopes,
+            claims=claims,
+            acr_values=acr_values,
+            grant_types=grant_types,
+        )
+    except InvalidClientMetadata:
+        session.expire(client)  # nothing of a refused update stays in the session
+        raise
     client.status = status
     session.flush()
     return ClientInfo.of(client)
@@ -447,8 +469,9 @@ def person_claims(session: Session, *, person_id: int, claims: Sequence[str]) ->
     return {name: values[name] for name in claims if name in values}
 
 
-def national_id_of(session: Session, person_id: int) -> str:
-    person = session.get(Person, person_id)
+def national_id_of(session: Session, person_id: int | None) -> str:
+    """The compact national identifier of a person; ``""`` for none (a client's own token)."""
+    person = session.get(Person, person_id) if person_id is not None else None
     return person.national_id if person is not None else ""
 
 
