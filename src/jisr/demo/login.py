@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import authlib.deprecate  # noqa: F401  (installs its "always" filter first; ours then wins)
 import httpx
 import pyotp
 from joserfc import jwt
@@ -144,8 +145,9 @@ def _hidden(page: str) -> dict[str, str]:
 
 def scripted_login(
     world: World, code: str, party: RelyingParty, secret: str, national_id: str
-) -> dict[str, Any]:
-    """The whole code flow as a relying party and a browser; returns the userinfo claims."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole code flow as a relying party and a browser; returns the token response and
+    the userinfo claims."""
     base = world.url(code)
     metadata = httpx.get(f"{base}/.well-known/openid-configuration", timeout=10).json()
     rp = OAuth2Client(
@@ -218,7 +220,7 @@ def scripted_login(
         f"{code}: userinfo → {info.get('name')} / {info.get('name#ar')}, born "
         f"{info.get('birthdate')}, national_id {info.get('national_id')} (consented)"
     )
-    return info
+    return dict(token), info
 
 
 def verify_id_token(

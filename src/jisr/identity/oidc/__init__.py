@@ -5,7 +5,8 @@
 * ``server``: Authlib's ``AuthorizationServer`` adapted to Starlette requests, with the grants
   (authorization code + PKCE S256 + OpenID, rotating refresh tokens), client authentication
   (``client_secret_basic``, ``private_key_jwt``) and ID tokens signed through the keystore;
-* ``endpoints``: discovery, JWKS, token, userinfo, logout and the GovStack client API;
+* ``endpoints``: discovery, JWKS, token, userinfo, logout;
+* ``client_api``, ``schemas``: the GovStack client management API (``/client-mgmt``);
 * ``views``: the authorization endpoint with its login and consent pages;
 * ``cli``: ``jisr identity client …``.
 
