@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,34 +14,6 @@ from jisr.demo import servers
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium on this machine (apt-get install chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="module")
 def base_url(instance: Instance) -> Iterator[str]:
     running = servers.start(instance)
@@ -50,8 +21,8 @@ def base_url(instance: Instance) -> Iterator[str]:
     running.stop()
 
 
-def test_home_is_arabic_and_right_to_left(browser: Any, base_url: str, tmp_path: Path) -> None:
-    page = browser.new_page(locale="ar-MA")
+def test_home_is_arabic_and_right_to_left(chromium: Any, base_url: str, tmp_path: Path) -> None:
+    page = chromium.new_page(locale="ar-MA")
     page.goto(base_url + "/")
     assert page.locator("html").get_attribute("lang") == "ar"
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
@@ -60,8 +31,8 @@ def test_home_is_arabic_and_right_to_left(browser: Any, base_url: str, tmp_path:
     page.close()
 
 
-def test_language_switch_is_remembered(browser: Any, base_url: str) -> None:
-    context = browser.new_context(locale="ar-MA")
+def test_language_switch_is_remembered(chromium: Any, base_url: str) -> None:
+    context = chromium.new_context(locale="ar-MA")
     page = context.new_page()
     page.goto(base_url + "/")
     page.click("text=Français")
@@ -73,8 +44,8 @@ def test_language_switch_is_remembered(browser: Any, base_url: str) -> None:
     context.close()
 
 
-def test_error_page_for_a_person(browser: Any, base_url: str) -> None:
-    page = browser.new_page(locale="en-GB")
+def test_error_page_for_a_person(chromium: Any, base_url: str) -> None:
+    page = chromium.new_page(locale="en-GB")
     response = page.goto(base_url + "/nowhere")
     assert response is not None and response.status == 404
     assert page.locator("h1").inner_text() == "Not found"
