@@ -4,13 +4,28 @@ does not collide with the register's fixtures)."""
 from __future__ import annotations
 
 import datetime as dt
+import html as _html
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
+import httpx
 import sqlalchemy as sa
+from authlib.integrations.httpx_client import OAuth2Client
+from cryptography.hazmat.primitives.asymmetric import ec as _ec
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
 from sqlalchemy.orm import Session
 
 from jisr.core.clock import utcnow
+from jisr.core.instance import Instance
+from jisr.demo import servers
+from jisr.identity import auth
 from jisr.identity.models import Person
+from jisr.identity.oidc import service
 
 PASSWORD = "correct horse battery"
 
@@ -48,22 +63,6 @@ def make_person(session: Session, national_id: str, **overrides: Any) -> Person:
 
 # --- a relying party over real HTTP ----------------------------------------------------------
 
-import html as _html  # noqa: E402
-import re  # noqa: E402
-import secrets  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from urllib.parse import urlencode  # noqa: E402
-
-import httpx  # noqa: E402
-from authlib.integrations.httpx_client import OAuth2Client  # noqa: E402
-from joserfc import jwt  # noqa: E402
-from joserfc.jwk import KeySet  # noqa: E402
-
-from jisr.core.instance import Instance  # noqa: E402
-from jisr.demo import servers  # noqa: E402
-from jisr.identity import auth  # noqa: E402
-from jisr.identity.oidc import service  # noqa: E402
 
 REDIRECT_URI = "http://rp.example/callback"
 _INPUT = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
@@ -248,10 +247,6 @@ def verify_id_token(
 
 # --- the GovStack client management API --------------------------------------------------------
 
-from cryptography.hazmat.primitives.asymmetric import ec as _ec  # noqa: E402
-from joserfc.jwk import ECKey  # noqa: E402
-
-from jisr.core.clock import utcnow as _utcnow  # noqa: E402
 
 ADMIN_CLIENT = "iam-admin"
 CLIENT_MGMT = "/client-mgmt/oidc-client"
@@ -286,7 +281,7 @@ def public_jwk() -> dict[str, Any]:
 
 
 def request_time(offset: dt.timedelta = dt.timedelta()) -> str:
-    return (_utcnow() + offset).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return (utcnow() + offset).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def create_request(client_id: str, **overrides: Any) -> dict[str, Any]:
