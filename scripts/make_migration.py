@@ -49,6 +49,7 @@ def main() -> None:
             else:
                 kwargs["head"] = "0001"
                 kwargs["branch_label"] = branch
+                kwargs["splice"] = True  # 0001 is not a head once other branches grew on it
         command.revision(
             config,
             message=message,

@@ -601,6 +601,21 @@ class TestExport:
         items[-1]["chain"] = "elsewhere"
         assert ("changed", 7) in kinds(verify_exported(items))
 
+    def test_a_period_verifies_from_its_link(self, session: Session, signer: Signer) -> None:
+        """Records 4–7 alone, starting after record 3 (the link) and ending at record 7."""
+        make(session, 7, signer=signer, checkpoint_every=3)
+        items = list(export_chain(session, CHAIN))
+        records = [i for i in items if i["type"] == "record"]
+        link = (3, records[2]["hash"])
+        period = records[3:]
+        checkpoints = [i for i in items if i["type"] == "checkpoint" and i["seq"] >= 4]
+        head = {"type": "head", "chain": CHAIN, "head_seq": 7, "head_hash": records[6]["hash"]}
+        report = verify_exported(period, checkpoints, head=head, verifier=signer.verify, after=link)
+        assert report.ok and report.records_checked == 4 and report.checkpoints_checked == 1
+        assert kinds(verify_exported(period, head=head)) == [("deleted", 1)]  # from genesis
+        assert kinds(verify_exported(period, head=head, after=(3, "f" * 64))) == [("changed", 4)]
+        assert kinds(verify_exported(period[1:], head=head, after=link)) == [("deleted", 4)]
+
     def test_malformed_export_is_refused(self, session: Session) -> None:
         make(session, 2)
         items = list(export_chain(session, CHAIN))

@@ -71,12 +71,14 @@ def root(
 
 def _register() -> None:
     from jisr.cli import core, demo
+    from jisr.credentials import cli as credentials_cli
     from jisr.exchange import cli as exchange_cli
     from jisr.identity import cli as identity_cli
 
     core.register(app)
     app.add_typer(identity_cli.app, name="identity")
     app.add_typer(exchange_cli.app, name="exchange")
+    app.add_typer(credentials_cli.app, name="credentials")
     demo.register(app)
 
 

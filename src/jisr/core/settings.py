@@ -206,6 +206,26 @@ class Settings(BaseSettings):
         le=600,
         description="How long a gateway waits for another gateway or a provider's system.",
     )
+    credentials_status_ttl_seconds: int = Field(
+        300,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long verifiers may cache a credential status list (its `ttl`); a "
+        "revocation is seen by every verifier within this time.",
+    )
+    credentials_status_list_size: int = Field(
+        131072,
+        ge=8,
+        le=8 * 1024 * 1024,
+        description="Entries in each issuing agency's status list (1 bit each); indices are "
+        "drawn at random among the free ones.",
+    )
+    credentials_key_binding_max_age_seconds: int = Field(
+        300,
+        ge=1,
+        le=24 * 3600,
+        description="How old (by its `iat`) a holder's key-binding JWT may be when verified.",
+    )
 
     @field_validator("instance_code", mode="before")
     @classmethod

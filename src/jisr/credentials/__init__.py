@@ -1,6 +1,8 @@
-"""Verifiable documents [GovStack Identity, Wallet, eSignature]: SD-JWT VC and W3C VC 2.0
-issuance, OpenID4VCI / OpenID4VP, QR codes, verification, status lists (revocation) and signed
-trust lists of issuers.
+"""Verifiable documents: SD-JWT VC issuance and verification, Token Status Lists.
 
-This building block is planned; see docs/architecture.md for its place in the map.
+Modules: ``doctypes`` (document types as data, Type Metadata), ``sdjwt`` (RFC 9901:
+disclosures, presentations, key binding), ``verify`` (the one verifier, every check with its
+reason), ``status_list`` (IETF Token Status List, the verifier's TTL cache), ``service``
+(issuing, revoking, publishing on the portal node), ``api`` and ``cli``. See
+``docs/credentials.md``.
 """

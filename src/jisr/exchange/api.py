@@ -2,7 +2,9 @@
 
 ``GET /exchange/globalconf`` — the current global configuration, a compact JWS
 (``application/jose``); ``GET /exchange/globalconf/jwks`` — the registry's signing keys (to
-check an anchor against); ``GET /exchange/ca.pem`` — the instance CA certificate. Mounted on
+check an anchor against); ``GET /exchange/ca.pem`` — the instance CA certificate;
+``GET /exchange/services/{service}/openapi`` — a service's OpenAPI document (gateways check it
+against the SHA-256 the configuration lists, and serve it with ``getOpenAPI``). Mounted on
 the ``registry`` node. Nothing here is secret: the configuration is public to the instance's
 gateways and its integrity comes from the signature, checked against the gateway's anchor.
 """
@@ -18,7 +20,8 @@ from sqlalchemy.orm import Session
 from jisr.core.crypto import ca, keystore
 from jisr.core.http import node, node_session
 from jisr.core.instance import REGISTRY_NODE, Node
-from jisr.exchange import globalconf
+from jisr.exchange import globalconf, service
+from jisr.exchange.identifiers import ServiceId
 
 router = APIRouter(prefix="/exchange", tags=["exchange: registry"])
 
@@ -58,3 +61,19 @@ def get_jwks(session: SessionDep) -> dict[str, Any]:
 def get_ca(session: SessionDep) -> Response:
     """The instance CA certificate (PEM)."""
     return Response(ca.to_pem(ca.ca_certificate(session)), media_type="application/x-pem-file")
+
+
+@router.get(
+    "/services/{service_id:path}/openapi",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/json": {}, "text/yaml": {}}},
+        400: {"description": "Malformed service identifier"},
+        404: {"description": "No such service, or it has no OpenAPI description"},
+    },
+)
+def get_service_openapi(service_id: str, session: SessionDep) -> Response:
+    """The OpenAPI document registered for a service, as registered (JSON or YAML)."""
+    document = service.get_openapi(session, service=ServiceId.parse(service_id))
+    media = "application/json" if document.lstrip().startswith("{") else "text/yaml"
+    return Response(document, media_type=media)

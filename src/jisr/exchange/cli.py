@@ -1,4 +1,5 @@
-"""``jisr exchange``: administer the registry, create and serve gateways, verify message logs.
+"""``jisr exchange``: administer the registry, create and serve gateways, verify and archive
+message logs.
 
 Every command takes ``--dir D`` (the instance directory), opens sessions of the nodes it needs
 and calls the block's services; none speaks HTTP to its own instance (``gateway serve`` and
@@ -8,6 +9,7 @@ the gateways themselves excepted: they are the network).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -20,7 +22,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
 from jisr.core.errors import NotFound
 from jisr.core.instance import REGISTRY_NODE, Instance
-from jisr.exchange import globalconf, provisioning, service
+from jisr.exchange import archive, globalconf, provisioning, service
 from jisr.exchange.gateway import MESSAGE_LOG
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 
@@ -345,9 +347,7 @@ def globalconf_show(directory: Path = DirOption, as_json: bool = JsonOption) -> 
         out.print(f"  {key}: {len(document[key])}")
 
 
-@log_app.command("verify")
-def log_verify(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
-    """Check the message log of every gateway node; exit 1 naming the first broken record."""
+def _gateway_logs(directory: Path) -> list[dict[str, Any]]:
     instance = _open(directory)
     results: list[dict[str, Any]] = []
     for node in instance.nodes.values():
@@ -361,27 +361,110 @@ def log_verify(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
             except NotFound:
                 results.append({"node": node.name, "ok": True, "records": 0, "findings": []})
                 continue
-        findings = [
-            {"kind": f.kind.value, "seq": f.seq, "record_id": f.record_id, "message": f.message}
-            for f in report.findings
-        ]
         results.append(
             {
                 "node": node.name,
                 "ok": report.ok,
                 "records": report.records_checked,
-                "findings": findings,
+                "findings": [f.to_dict() for f in report.findings],
             }
         )
     instance.close()
+    return results
+
+
+def _print_gateways(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        state = "intact" if r["ok"] else f"BROKEN: {r['findings'][0]['message']}"
+        out.print(f"{r['node']}/{MESSAGE_LOG}: {r['records']} records, {state}")
+    if not results:
+        out.print("No gateway nodes in this instance.")
+
+
+@log_app.command("verify")
+def log_verify(
+    archive_path: Path | None = typer.Argument(
+        None,
+        metavar="[ARCHIVE]",
+        help="An archive made by `log export`, verified offline (instead of --dir).",
+    ),
+    directory: Path | None = typer.Option(
+        None, "--dir", "-d", help="The instance directory: verify its gateways' logs in place."
+    ),
+    trusted_ca: Path | None = typer.Option(
+        None, "--ca", help="With ARCHIVE: the CA certificate (PEM) the archive's CA must equal."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check the message log of every gateway node (--dir), or an archive (ARCHIVE); exit 1
+    naming the first broken record."""
+    if (archive_path is None) == (directory is None):
+        raise typer.BadParameter("Give either ARCHIVE or --dir (one of them).")
+    if archive_path is not None:
+        _verify_archive(archive_path, trusted_ca, as_json)
+        return
+    assert directory is not None
+    results = _gateway_logs(directory)
     ok = all(r["ok"] for r in results)
     if as_json:
         out.print_json(json.dumps({"ok": ok, "gateways": results}))
     else:
-        for r in results:
-            state = "intact" if r["ok"] else f"BROKEN: {r['findings'][0]['message']}"
-            out.print(f"{r['node']}/{MESSAGE_LOG}: {r['records']} records, {state}")
-        if not results:
-            out.print("No gateway nodes in this instance.")
+        _print_gateways(results)
     if not ok:
         raise typer.Exit(1)
+
+
+def _verify_archive(path: Path, trusted_ca: Path | None, as_json: bool) -> None:
+    report = archive.verify_archive(
+        path, trusted_ca=trusted_ca.read_bytes() if trusted_ca else None
+    )
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        period = f" from {report.since or 'the start'} until {report.until or 'the export'}"
+        out.print(f"Archive of instance {report.instance}{period}; CA SHA-256 {report.ca_sha256}")
+        _print_gateways([g.__dict__ for g in report.gateways])
+        for problem in report.manifest:
+            out.print(f"BROKEN: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _moment(text: str | None, name: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=name) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@log_app.command("export")
+def log_export(
+    out_path: Path = typer.Option(..., "--out", "-o", help="The archive to write (a ZIP file)."),
+    node: list[str] | None = typer.Option(
+        None, "--node", "-n", help="Only this gateway node (repeatable; default: every gateway)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Start of the period, ISO 8601 (UTC if no offset), included."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="End of the period, ISO 8601 (UTC if no offset), excluded."
+    ),
+    directory: Path = DirOption,
+) -> None:
+    """Export the gateways' message logs (or a period) as an archive verifiable offline."""
+    instance = _open(directory)
+    summary = archive.export_archive(
+        instance,
+        out=out_path,
+        nodes=node or None,
+        since=_moment(since, "--since"),
+        until=_moment(until, "--until"),
+    )
+    instance.close()
+    for g in summary.gateways:
+        span = f"records {g.first_seq}–{g.last_seq}" if g.records else "no records"
+        out.print(f"{g.node}/{MESSAGE_LOG}: {span}, {g.checkpoints} checkpoints")
+    out.print(f"Archive written to {summary.path}; check it with: jisr exchange log verify FILE")

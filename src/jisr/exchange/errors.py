@@ -8,10 +8,12 @@ Two families:
     ExchangeError (JisrError, 400)
     ├── InvalidIdentifier (400)          an X-Road identifier is malformed
     ├── MemberNotFound / SubsystemNotFound / ServiceNotFound / GatewayNotFound (404)
+    ├── ServiceDescriptionNotFound (404)  a service has no OpenAPI document
     ├── AccessRightNotFound (404)
     ├── MemberAlreadyExists / SubsystemAlreadyExists / ServiceAlreadyExists (409)
     ├── GatewayAlreadyExists / AccessRightAlreadyGranted (409)
-    └── GlobalConfRefused (400)         a downloaded global configuration does not verify
+    ├── GlobalConfRefused (400)         a downloaded global configuration does not verify
+    └── ArchiveRefused (400)            a message-log archive cannot be made or read
 
 * ``XRoadFault``: a refusal on the wire, as the X-Road message protocol for REST does it: an
   HTTP status, an ``X-Road-Error`` header naming the ``type`` and a JSON body
@@ -57,6 +59,12 @@ class ServiceNotFound(ExchangeError):
     status_code = 404
     code = "service-not-found"
     title = _("No such service")
+
+
+class ServiceDescriptionNotFound(ExchangeError):
+    status_code = 404
+    code = "service-description-not-found"
+    title = _("The service has no OpenAPI description")
 
 
 class GatewayNotFound(ExchangeError):
@@ -106,6 +114,11 @@ class GlobalConfRefused(ExchangeError):
     title = _("The global configuration was refused")
 
 
+class ArchiveRefused(ExchangeError):
+    code = "archive-refused"
+    title = _("The message-log archive cannot be made or read")
+
+
 # --- faults on the wire ----------------------------------------------------------------------
 
 # type -> HTTP status. Names follow X-Road (ErrorCodes of the reference implementation); the
@@ -118,6 +131,7 @@ FAULTS: dict[str, int] = {
     "Client.UnknownMember": 400,
     "Client.MessageTooLarge": 413,
     "Server.ClientProxy.UnknownService": 400,
+    "Server.ClientProxy.ServiceDescriptionNotFound": 404,
     "Server.ClientProxy.OutdatedGlobalConf": 500,
     "Server.ClientProxy.SslAuthenticationFailed": 500,
     "Server.ClientProxy.NetworkError": 502,
@@ -163,6 +177,7 @@ __all__ = [
     "FAULTS",
     "AccessRightAlreadyGranted",
     "AccessRightNotFound",
+    "ArchiveRefused",
     "ExchangeError",
     "GatewayAlreadyExists",
     "GatewayNotFound",
@@ -171,6 +186,7 @@ __all__ = [
     "MemberAlreadyExists",
     "MemberNotFound",
     "ServiceAlreadyExists",
+    "ServiceDescriptionNotFound",
     "ServiceNotFound",
     "SubsystemAlreadyExists",
     "SubsystemNotFound",

@@ -1,6 +1,7 @@
 """A gateway's runtime state: its keys and TLS contexts, its global configuration, its log.
 
-``GatewayRuntime`` is shared by the gateway's two listeners (``jisr.exchange.proxy``):
+``GatewayRuntime`` is shared by the gateway's two listeners (``jisr.exchange.client_proxy``
+and ``server_proxy``):
 
 * the **configuration**: at start the newest cached copy is read back and verified again with
   the anchor (``anchor.json``, ``ca.pem``); ``refresh`` downloads ``<registry>/exchange/
@@ -13,25 +14,39 @@
   certificate is the TLS certificate the configuration lists for a gateway and is not on its
   CRL. The outgoing context presents the gateway's own certificate and checks the peer's
   chain and host name; the certificate is checked against the configuration as well.
-* the **message log**: the node's audit chain ``message-log``; ``log`` appends and commits
-  (in a worker thread) before the caller answers, so an acknowledged message is logged.
+* the **message log**: the node's audit chain ``message-log``; ``log`` returns only once its
+  record is committed, so an acknowledged message is logged. Records are group-committed: one
+  writer (a worker thread) appends every record waiting at that moment in one transaction
+  (``append_many``) and commits, then wakes all their callers; what arrives meanwhile waits
+  for the next commit. A record's ``before(session)`` (the replay guard) runs in its own
+  savepoint of that transaction: its failure refuses that record only. Should the batch
+  fail as a whole, each record is retried in a transaction of its own.
+
+The signing key, the checkpoint signer and successful certificate checks are kept in memory
+(a check for at most ``CERTIFICATE_CHECK_SECONDS``, never past the certificate's expiry, and
+per configuration version, so a new CRL applies at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from cryptography import x509
+from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
 
 from jisr.core.audit import service as audit
-from jisr.core.crypto import ca, keystore
+from jisr.core.clock import utcnow
+from jisr.core.crypto import ca, jws, keystore
 from jisr.core.errors import CertificateRefused
 from jisr.core.instance import Instance, Node
 from jisr.core.logging import get_logger
@@ -41,7 +56,19 @@ from jisr.exchange.identifiers import MemberId
 from jisr.exchange.provisioning import files_of
 
 MESSAGE_LOG = "message-log"
+CERTIFICATE_CHECK_SECONDS = 30.0
+_SHA256 = SHA256()
 log = get_logger("jisr.exchange")
+
+
+@dataclass
+class _Pending:
+    """A record waiting for the next group commit, and the caller waiting for it."""
+
+    entry: audit.AuditEntry
+    before: Callable[[Session], None] | None
+    done: asyncio.Future[None]
+    error: BaseException | None = field(default=None)
 
 
 class GatewayRuntime:
@@ -67,6 +94,10 @@ class GatewayRuntime:
         self.tls_certificate = ca.load_certificate(self.files.tls_certificate.read_bytes())
         with self.node.session() as session:
             self.signing_key = keystore.active_key(session, self.node.keys, purpose="signing")
+        self.checkpoint_signer = jws.JwsSigner(self.signing_key)
+        self._checked: dict[tuple[bytes, str, int], dt.datetime] = {}
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
         self._conf: globalconf.GlobalConf | None = None
         self.last_refresh_error: str | None = None
         self._load_cached()
@@ -177,8 +208,21 @@ class GatewayRuntime:
     def check_certificate(
         self, certificate: x509.Certificate, usage: ca.CertificateUsage, conf: globalconf.GlobalConf
     ) -> None:
-        """Chain, validity, revocation (the configuration's CRL) and usage; else refused."""
+        """Chain, validity, revocation (the configuration's CRL) and usage; else refused.
+        A success is remembered (see the module docstring); a refusal never is."""
+        now = utcnow()
+        key = (certificate.fingerprint(_SHA256), str(usage), conf.version)
+        until = self._checked.get(key)
+        if until is not None and now < until:
+            return
         ca.validate_certificate(certificate, ca_cert=conf.ca_certificate, crl=conf.crl, usage=usage)
+        if len(self._checked) > 1024:
+            self._checked.clear()
+        self._checked[key] = min(
+            now + dt.timedelta(seconds=CERTIFICATE_CHECK_SECONDS),
+            certificate.not_valid_after_utc,
+            conf.expires_at,
+        )
 
     @staticmethod
     def refusal_reason(refused: CertificateRefused) -> str:
@@ -191,17 +235,59 @@ class GatewayRuntime:
             return {"body": base64.b64encode(body).decode("ascii")}
         return {}
 
-    def _append(self, entries: Sequence[audit.AuditEntry], extra: Any = None) -> None:
+    def _append(self, batch: list[_Pending]) -> None:
+        """One transaction for the whole batch (runs in a worker thread)."""
         with self.node.session() as session:
-            if extra is not None:
-                extra(session)
+            entries = []
+            for item in batch:
+                if item.before is not None:
+                    try:
+                        with session.begin_nested():
+                            item.before(session)
+                    except Exception as error:  # this record is refused, the others go on
+                        item.error = error
+                        continue
+                entries.append(item.entry)
             audit.append_many(
                 session,
                 MESSAGE_LOG,
                 entries,
-                signer=self.node.checkpoint_signer(session),
+                signer=self.checkpoint_signer,
                 checkpoint_every=self.settings.audit_checkpoint_every,
             )
+
+    def _append_alone(self, item: _Pending) -> None:
+        with self.node.session() as session:
+            if item.before is not None:
+                item.before(session)
+            audit.append_many(
+                session,
+                MESSAGE_LOG,
+                [item.entry],
+                signer=self.checkpoint_signer,
+                checkpoint_every=self.settings.audit_checkpoint_every,
+            )
+
+    async def _write(self) -> None:
+        """Commit what waits, then what arrived meanwhile, until nothing waits."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._append, batch)
+            except Exception:  # retry each alone, so one bad record sinks no other
+                for item in batch:
+                    item.error = None
+                    try:
+                        await asyncio.to_thread(self._append_alone, item)
+                    except Exception as error:
+                        item.error = error
+            for item in batch:
+                if item.done.done():
+                    continue
+                if item.error is not None:
+                    item.done.set_exception(item.error)
+                else:
+                    item.done.set_result(None)
 
     async def log(
         self,
@@ -210,12 +296,17 @@ class GatewayRuntime:
         *,
         actor: str | None = None,
         subject: str | None = None,
-        before: Any = None,
+        before: Callable[[Session], None] | None = None,
     ) -> None:
-        """Append one record to the message log and commit; ``before(session)`` runs in the
-        same transaction first (the replay guard), and its error aborts both."""
+        """Append one record to the message log; return once it is committed. ``before``
+        runs first in the same transaction (the replay guard); its error refuses the record
+        and is raised here."""
         entry = audit.AuditEntry(event=event, data=data, actor=_clip(actor), subject=_clip(subject))
-        await asyncio.to_thread(self._append, [entry], before)
+        item = _Pending(entry, before, asyncio.get_running_loop().create_future())
+        self._pending.append(item)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await asyncio.shield(item.done)
 
 
 def _clip(value: str | None) -> str | None:

@@ -10,7 +10,8 @@ The registry builds one JSON document from its tables and signs it as a compact 
      "ca": PEM, "crl": PEM, "revoked": ["serial hex", …],
      "members": [{"id": "MA/GOV/CIVIL-REGISTRY", "name": …}],
      "subsystems": ["MA/GOV/CIVIL-REGISTRY/BIRTHS", …],
-     "services": [{"id": ".../BIRTHS/birth-record", "url": base URL, "openapi": bool}],
+     "services": [{"id": ".../BIRTHS/birth-record", "url": base URL, "openapi": bool,
+                   "openapi_sha256": SHA-256 hex of its OpenAPI document, or null}],
      "gateways": [{"name", "member", "address", "tls_certificate", "signing_certificate"}],
      "access_rights": [{"service", "client", "method", "path"}]}
 
@@ -70,6 +71,11 @@ def _parse_time(text: Any) -> dt.datetime:
 # --- building and signing (registry) ---------------------------------------------------------
 
 
+def openapi_sha256(document: str) -> str:
+    """What the configuration says of a service's OpenAPI document (gateways check it)."""
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
 def build_content(session: Session) -> dict[str, Any]:
     """The configuration's content (without version and times), from the registry tables."""
     members = sorted(
@@ -81,7 +87,12 @@ def build_content(session: Session) -> dict[str, Any]:
     )
     services = sorted(
         (
-            {"id": str(service_id(s)), "url": s.base_url, "openapi": s.openapi is not None}
+            {
+                "id": str(service_id(s)),
+                "url": s.base_url,
+                "openapi": s.openapi is not None,
+                "openapi_sha256": openapi_sha256(s.openapi) if s.openapi is not None else None,
+            }
             for s in session.scalars(sa.select(Service))
         ),
         key=lambda s: str(s["id"]),
@@ -237,6 +248,8 @@ class GlobalConf:
     gateways: dict[str, PeerGateway]  # by name
     gateway_of_member: dict[str, str]  # member id -> gateway name
     access_rights: dict[tuple[str, str], list[tuple[str, str]]]  # (service, client) -> rules
+    member_names: dict[str, str] = field(default_factory=dict)  # member id -> name
+    openapi_hashes: dict[str, str] = field(default_factory=dict)  # service id -> SHA-256
 
     @classmethod
     def parse(cls, token: str, document: Mapping[str, Any]) -> GlobalConf:
@@ -269,6 +282,12 @@ class GlobalConf:
                 gateways=gateways,
                 gateway_of_member={g.member: g.name for g in gateways.values()},
                 access_rights=rights,
+                member_names={str(m["id"]): str(m["name"]) for m in document["members"]},
+                openapi_hashes={
+                    str(s["id"]): str(s["openapi_sha256"])
+                    for s in document["services"]
+                    if s.get("openapi_sha256")
+                },
             )
         except (KeyError, TypeError, ValueError, CryptoError) as error:
             raise GlobalConfRefused(

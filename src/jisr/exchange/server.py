@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from jisr.core.instance import Instance
-from jisr.exchange import proxy
+from jisr.exchange import client_proxy, proxy, server_proxy
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.service import parse_address
 
@@ -102,8 +102,13 @@ def start_gateway(
         try:
             ports = []
             for handler, bind_host, bind_port, context in (
-                (proxy.handle_client, host, port, None),
-                (proxy.handle_peer, peer_host, peer_port or registered_port, runtime.server_ssl),
+                (client_proxy.handle_client, host, port, None),
+                (
+                    server_proxy.handle_peer,
+                    peer_host,
+                    peer_port or registered_port,
+                    runtime.server_ssl,
+                ),
             ):
                 runner = web.AppRunner(
                     _app(runtime, http, handler),

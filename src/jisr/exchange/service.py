@@ -33,6 +33,7 @@ from jisr.exchange.errors import (
     MemberAlreadyExists,
     MemberNotFound,
     ServiceAlreadyExists,
+    ServiceDescriptionNotFound,
     ServiceNotFound,
     SubsystemAlreadyExists,
     SubsystemNotFound,
@@ -41,6 +42,8 @@ from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 from jisr.exchange.models import AccessRight, Gateway, Member, Service, Subsystem
 
 SECURITY_CHAIN = "security"
+# Service codes the gateways answer themselves (the service metadata protocol for REST).
+METASERVICES = ("listMethods", "allowedMethods", "getOpenAPI")
 METHODS = ("*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PATH_PATTERN = re.compile(r"^(\*|/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)$")
 
@@ -225,6 +228,11 @@ def add_service(
     signer: audit.CheckpointSigner | None = None,
 ) -> ServiceInfo:
     """Register a service of a subsystem, answered by its information system at ``base_url``."""
+    if service.code in METASERVICES:
+        raise ExchangeError(
+            _("{code} is the name of a metaservice the gateways answer; choose another code."),
+            code=service.code,
+        )
     subsystem = _subsystem(session, service.subsystem)
     url = _check_base_url(base_url)
     taken = session.scalars(
@@ -261,6 +269,16 @@ def set_service_url(
     session.flush()
     _log(session, "exchange.service.moved", {"service": str(service), "url": row.base_url}, signer)
     return ServiceInfo(id=str(service), base_url=row.base_url, has_openapi=row.openapi is not None)
+
+
+def get_openapi(session: Session, *, service: ServiceId) -> str:
+    """The OpenAPI document registered for ``service`` (as registered: JSON or YAML text)."""
+    row = _service(session, service)
+    if row.openapi is None:
+        raise ServiceDescriptionNotFound(
+            _("Service {service} has no OpenAPI description."), service=str(service)
+        )
+    return row.openapi
 
 
 def list_services(session: Session) -> list[ServiceInfo]:

@@ -42,7 +42,7 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
         "jisr.identity.oidc.client_api:router",
         "jisr.identity.oidc.views:router",
     ),
-    "portal": (),
+    "portal": ("jisr.credentials.api:router",),
 }
 
 

@@ -262,16 +262,20 @@ class ChainVerifier:
         head: HeadRow | None,
         checkpoints: Iterable[CheckpointRow] = (),
         verifier: CheckpointVerifier | None = None,
+        after: HeadRow | None = None,
     ) -> None:
         self.chain, self.head = chain, head
         self.count = 0
         self.truncated = False
-        self.pred: _Seen = _GENESIS
-        self.recent: deque[_Seen] = deque([_GENESIS], maxlen=WINDOW + 1)
+        # The predecessor of the first record: genesis, or the record before an exported period.
+        origin = _GENESIS if after is None else _Seen(-1, after.seq, None, after.hash, "", None)
+        self.origin = origin
+        self.pred: _Seen = origin
+        self.recent: deque[_Seen] = deque([origin], maxlen=WINDOW + 1)
         self.breaks: list[_Break] = []
         self.invalid: list[_Seen] = []
-        self.tails: dict[str, _Seen] = {GENESIS_HASH: _GENESIS}  # records a break left behind
-        self.located: dict[str, _Seen] = {GENESIS_HASH: _GENESIS}  # break targets found
+        self.tails: dict[str, _Seen] = {origin.hash: origin}  # records a break left behind
+        self.located: dict[str, _Seen] = {origin.hash: origin}  # break targets found
         self.wanted: set[str] = set()  # break targets not (yet) found
         self.beyond_head: _Seen | None = None
         self.findings: list[Finding] = []
@@ -382,7 +386,7 @@ class ChainVerifier:
 
     def _inserted_run(self, brk: _Break) -> list[_Seen] | None:
         """The records ``cur`` links past to an earlier record, if nothing else links to them."""
-        if brk.pred is _GENESIS or brk.cur.seq > brk.pred.seq + 1:
+        if brk.pred is self.origin or brk.cur.seq > brk.pred.seq + 1:
             return None
         for index in range(len(brk.before) - 1, -1, -1):
             if brk.before[index].hash == brk.cur.prev_hash:
@@ -478,9 +482,12 @@ class ChainVerifier:
                 why = f"the record now at seq {cur.seq} hashes correctly only as {base + count}"
                 self._add(DELETED, base, None, what, why, last=base + count - 1)
                 self.shift -= count
-        elif pred is _GENESIS:
+        elif pred is self.origin:
+            expected = (
+                "64 zeros" if pred is _GENESIS else f"{_short(pred.hash)} (record {pred.seq})"
+            )
             why = (
-                f"the first record must link to 64 zeros but links to "
+                f"the first record must link to {expected} but links to "
                 f"{_short(cur.prev_hash)} (its hash was recomputed)"
             )
             self._add(CHANGED, cur.seq, cur.id, "was changed", why)
@@ -578,9 +585,11 @@ def verify_rows(
     head: HeadRow | None,
     checkpoints: Iterable[CheckpointRow] = (),
     verifier: CheckpointVerifier | None = None,
+    after: HeadRow | None = None,
 ) -> ChainReport:
-    """Apply every rule to one chain's records, given in seq order."""
-    judge = ChainVerifier(chain, head=head, checkpoints=checkpoints, verifier=verifier)
+    """Apply every rule to one chain's records, given in seq order; ``after`` is the record
+    before the first (seq and hash; default genesis), for a part of a chain."""
+    judge = ChainVerifier(chain, head=head, checkpoints=checkpoints, verifier=verifier, after=after)
     for row in records:
         judge.feed(row)
     return judge.finish()

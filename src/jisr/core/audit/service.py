@@ -387,11 +387,14 @@ def verify_exported(
     *,
     head: Mapping[str, Any] | None = None,
     verifier: CheckpointVerifier | None = None,
+    after: tuple[int, str] | None = None,
 ) -> ChainReport:
     """Verify an archive made by ``export_chain``, with no database.
 
     ``records`` may be the whole export: its ``head`` and ``checkpoint`` items (which come
     before the records) are taken from it. Records must come in seq order, as exported.
+    For a period (a contiguous part of the chain), ``after`` is the seq and hash of the record
+    before its first (the link), and ``head`` names its last record.
     """
     items = iter(records)
     cps = [_checkpoint_from(item) for item in checkpoints]
@@ -427,7 +430,10 @@ def verify_exported(
                 raise InvalidInput("Checkpoints and the head must come before the records.")
             yield _record_from(item)
 
-    return verify_rows(chain, rows(), head=head_row, checkpoints=cps, verifier=verifier)
+    start = HeadRow(*after) if after is not None else None
+    return verify_rows(
+        chain, rows(), head=head_row, checkpoints=cps, verifier=verifier, after=start
+    )
 
 
 def _head(session: Session, chain: str) -> HeadRow | None:

@@ -1,0 +1,366 @@
+"""What the information mediator costs: a small JSON service called directly and through two
+gateways (signatures and message log on), in one run.
+
+Setup, in a temporary directory: an MA instance; the registry served by ``jisr serve`` and
+each gateway by ``jisr exchange gateway serve``, each in its own process (so each gateway's
+CPU time is its own); the service (an aiohttp app answering ``GET /births/<id>`` with a small
+JSON document) in another. The load generator is this process (aiohttp). Measured:
+
+* throughput at ``--connections`` (8) keep-alive connections for ``--seconds``, directly and
+  through the gateways (calls/s);
+* added latency at one connection: p50 and p99 through the gateways minus the same
+  percentiles directly (ms);
+* the gateways' CPU time per call during the gateway throughput phase, from their own process
+  accounting (``/proc/<pid>/stat`` utime + stime of both gateway processes, divided by calls);
+* the floor: CPU time (``time.process_time``) of one call's security work alone, in this
+  process, on the same gateway keys and databases: two envelope signatures, two
+  verifications and two message-log appends (each appended and committed).
+
+Ends with one JSON line::
+
+    {"direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms",
+     "gateway_cpu_ms_per_call", "floor_cpu_ms_per_call"}
+
+    .venv/bin/python benchmarks/exchange_overhead.py [--seconds 8] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+CLIENT = "MA/GOV/ESERVICES/PORTAL"
+SERVICE_PATH = "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record"
+CALL_PATH = "/births/MA:AB123456"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- the provider's information system (run with --serve-service PORT) ----------------------
+
+
+def serve_service(port: int) -> None:
+    from aiohttp import web
+
+    async def birth(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"national_id": request.match_info["id"], "born": "1990-01-01", "place": "Rabat"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/births/{id}", birth)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+
+def make_instance(directory: Path, service_url: str, registry_url: str) -> tuple[str, str]:
+    """The instance with both members, the service, the access right and two gateways."""
+    from jisr.core.instance import REGISTRY_NODE, init_instance
+    from jisr.exchange import provisioning, service
+    from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
+
+    instance = init_instance(directory, code="MA", nodes=[REGISTRY_NODE])
+    provider, consumer = MemberId.parse("MA/GOV/CIVIL-REGISTRY"), MemberId.parse("MA/GOV/ESERVICES")
+    birth_record = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record")
+    registry = instance.node(REGISTRY_NODE)
+    with registry.session() as session:
+        service.add_member(session, member=provider, name="Civil registry")
+        service.add_member(session, member=consumer, name="E-services")
+        service.add_subsystem(session, subsystem=SubsystemId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS"))
+        service.add_subsystem(session, subsystem=SubsystemId.parse(CLIENT))
+        service.add_service(session, service=birth_record, base_url=service_url)
+        service.grant_access(
+            session,
+            service=birth_record,
+            client=SubsystemId.parse(CLIENT),
+            method="GET",
+            path="/births/*",
+        )
+    names = []
+    for member in (provider, consumer):
+        info = provisioning.create_gateway(
+            instance,
+            member=member,
+            address=f"127.0.0.1:{free_port()}",
+            registry_url=registry_url,
+        )
+        names.append(info.name)
+    instance.close()
+    return names[0], names[1]
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def jisr(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "jisr"), *args]
+
+
+def wait_http(url: str, *, ok: tuple[int, ...] = (200,), timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    headers = {"X-Road-Client": CLIENT}
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, headers=headers, timeout=5).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in time")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+async def throughput(url: str, connections: int, seconds: float) -> tuple[float, int]:
+    """Calls per second with ``connections`` keep-alive connections, and the call count."""
+    headers = {"X-Road-Client": CLIENT}
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(connections * 4):  # warm-up: connections opened, caches filled
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+        count = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < deadline:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"{url}: {response.status} {await response.text()}")
+                count += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        return count / (time.perf_counter() - started), count
+
+
+async def latencies(url: str, calls: int) -> list[float]:
+    """Milliseconds per call, one connection, one call after the other."""
+    headers = {"X-Road-Client": CLIENT}
+    connector = aiohttp.TCPConnector(limit=1)
+    times: list[float] = []
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for index in range(calls + 20):
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url}: {response.status}")
+            if index >= 20:
+                times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+# --- the floor ----------------------------------------------------------------------------------
+
+
+def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int) -> float:
+    """CPU ms of one call's security work: 2 signatures, 2 verifications, 2 log appends."""
+    from jisr.core.audit import service as audit
+    from jisr.core.instance import Instance
+    from jisr.exchange import envelope
+    from jisr.exchange.gateway import GatewayRuntime
+
+    instance = Instance.open(directory)
+    try:
+        client_side = GatewayRuntime(instance, consumer)
+        server_side = GatewayRuntime(instance, provider)
+        conf = client_side.usable_conf()
+        assert conf is not None, "no global configuration cached"
+        client_jwk = conf.gateways[consumer].signing_jwk
+        server_jwk = conf.gateways[provider].signing_jwk
+        body = json.dumps({"national_id": "MA:AB123456", "born": "1990-01-01"}).encode()
+
+        def one(index: int) -> None:
+            request = envelope.sign_request(
+                client_side.signing_key,
+                sender=consumer,
+                instance="MA",
+                id=f"floor-{index}",
+                client=CLIENT,
+                service=SERVICE_PATH[4:],
+                method="GET",
+                path=CALL_PATH,
+                query="",
+                user_id=None,
+                issue=None,
+                headers=[["accept", "*/*"]],
+                body=b"",
+            )
+            envelope.verify(
+                request, jwk=client_jwk, typ=envelope.REQUEST_TYP, body=b"", max_skew_seconds=60
+            )
+            response = envelope.sign_response(
+                server_side.signing_key,
+                sender=provider,
+                id=f"floor-{index}",
+                request_hash=envelope.request_hash(request, b""),
+                status=200,
+                error=None,
+                headers=[["content-type", "application/json"]],
+                body=body,
+            )
+            envelope.verify(
+                response, jwk=server_jwk, typ=envelope.RESPONSE_TYP, body=body, max_skew_seconds=60
+            )
+            for runtime, event, signature in (
+                (client_side, "request.out", request),
+                (server_side, "response.out", response),
+            ):
+                entry = audit.AuditEntry(
+                    event=event,
+                    data={"id": f"floor-{index}", "signature": signature},
+                    actor=CLIENT,
+                    subject=SERVICE_PATH[4:],
+                )
+                with runtime.node.session() as session:  # appended and committed
+                    audit.append_many(
+                        session,
+                        "message-log",
+                        [entry],
+                        signer=runtime.checkpoint_signer,
+                        checkpoint_every=runtime.settings.audit_checkpoint_every,
+                    )
+
+        for index in range(20):
+            one(index)
+        started = time.process_time()
+        for index in range(iterations):
+            one(100 + index)
+        return (time.process_time() - started) * 1000 / iterations
+    finally:
+        instance.close()
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="each throughput phase")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--latency-calls", type=int, default=500)
+    parser.add_argument("--floor-calls", type=int, default=300)
+    parser.add_argument("--serve-service", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_service:
+        serve_service(args.serve_service)
+        return
+    began = time.monotonic()
+    directory = Path(tempfile.mkdtemp(prefix="jisr-bench-exchange-")) / "MA"
+    service_port, registry_port, client_port, peer_client_port = (free_port() for _ in range(4))
+    service_url = f"http://127.0.0.1:{service_port}"
+    registry_url = f"http://127.0.0.1:{registry_port}"
+    env = {**os.environ, "JISR_LOG_LEVEL": "WARNING"}
+    try:
+        provider, consumer = make_instance(directory, service_url, registry_url)
+        with processes() as running:
+            quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            running.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-service", str(service_port)], **quiet
+                )
+            )
+            running.append(
+                subprocess.Popen(
+                    jisr("serve", "--dir", str(directory), "--roles", "registry")
+                    + ["--port", str(registry_port)],
+                    env=env,
+                    **quiet,
+                )
+            )
+            wait_http(f"{service_url}{CALL_PATH}")
+            wait_http(f"{registry_url}/exchange/globalconf")
+            gateways = []
+            for node, port in ((provider, peer_client_port), (consumer, client_port)):
+                process = subprocess.Popen(
+                    jisr("exchange", "gateway", "serve", "--dir", str(directory))
+                    + ["--node", node, "--port", str(port)],
+                    env=env,
+                    **quiet,
+                )
+                running.append(process)
+                gateways.append(process)
+            gateway_url = f"http://127.0.0.1:{client_port}{SERVICE_PATH}{CALL_PATH}"
+            wait_http(gateway_url)
+            direct_url = f"{service_url}{CALL_PATH}"
+            direct_rps, _ = asyncio.run(throughput(direct_url, args.connections, args.seconds))
+            cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
+            gateway_rps, calls = asyncio.run(
+                throughput(gateway_url, args.connections, args.seconds)
+            )
+            cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
+            direct_ms = asyncio.run(latencies(direct_url, args.latency_calls))
+            gateway_ms = asyncio.run(latencies(gateway_url, args.latency_calls))
+        floor = floor_cpu_ms(directory, provider, consumer, args.floor_calls)
+    finally:
+        shutil.rmtree(directory.parent, ignore_errors=True)
+    result = {
+        "direct_rps": round(direct_rps, 1),
+        "gateway_rps": round(gateway_rps, 1),
+        "added_p50_ms": round(percentile(gateway_ms, 0.5) - percentile(direct_ms, 0.5), 3),
+        "added_p99_ms": round(percentile(gateway_ms, 0.99) - percentile(direct_ms, 0.99), 3),
+        "gateway_cpu_ms_per_call": round((cpu_after - cpu_before) * 1000 / calls, 3),
+        "floor_cpu_ms_per_call": round(floor, 3),
+    }
+    print(
+        f"direct p50/p99 {percentile(direct_ms, 0.5):.2f}/{percentile(direct_ms, 0.99):.2f} ms; "
+        f"through the gateways {percentile(gateway_ms, 0.5):.2f}/"
+        f"{percentile(gateway_ms, 0.99):.2f} ms; {calls} calls in the gateway throughput phase; "
+        f"CPU/floor {result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f}; "
+        f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
+        file=sys.stderr,
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

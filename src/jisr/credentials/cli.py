@@ -1,0 +1,163 @@
+"""``jisr credentials …``: issue, verify and revoke verifiable documents; print issuer keys.
+
+The command names and ``--json`` outputs are a contract other checks rely on:
+
+* ``issue --dir D --type TYPE --person ID [--holder-key FILE] [--format sd-jwt|vc-jose]
+  --out FILE [--json]`` writes the SD-JWT VC to FILE; ``--json`` prints
+  ``{"id": …, "format": …, "out": …}``;
+* ``verify --dir D [--json] FILE`` exits 0 only when valid; ``--json`` prints
+  ``{"valid": bool, "checks": [...]}``;
+* ``revoke --dir D CREDENTIAL_ID``;
+* ``jwks --dir D`` prints the issuers' public JWKS.
+
+Each command opens one transaction on the instance's ``portal`` node (and reads the
+population register on its ``idp`` node) and calls ``jisr.credentials.service``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from jisr.core.i18n import _
+from jisr.core.instance import Instance, Node
+from jisr.credentials import doctypes, service
+from jisr.credentials.errors import InvalidHolderKey, MalformedCredential
+
+app = typer.Typer(
+    help="Verifiable documents: issue, verify and revoke SD-JWT VCs.", no_args_is_help=True
+)
+
+_out = Console(highlight=False, soft_wrap=True)
+_DIR = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")
+_JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+@contextmanager
+def _instance(directory: Path) -> Iterator[Instance]:
+    instance = Instance.open(directory)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@contextmanager
+def _portal(directory: Path) -> Iterator[tuple[Node, Session]]:
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        with portal.session() as session:
+            yield portal, session
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+def _read_text(path: Path, *, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        if what == "holder-key":
+            raise InvalidHolderKey(
+                _("Cannot read the holder key {path}: {reason}"), path=str(path), reason=str(error)
+            ) from error
+        raise MalformedCredential(
+            _("Cannot read the credential {path}: {reason}"), path=str(path), reason=str(error)
+        ) from error
+
+
+@app.command("issue")
+def issue(
+    directory: Path = _DIR,
+    doc_type: str = typer.Option(
+        ..., "--type", help=f"The document type: {', '.join(sorted(doctypes.document_types()))}."
+    ),
+    person: str = typer.Option(..., "--person", help="National identifier, e.g. MA:AB123456."),
+    holder_key: Path | None = typer.Option(
+        None, "--holder-key", help="The holder's public key (JWK or PEM) to bind with cnf."
+    ),
+    format: str = typer.Option("sd-jwt", "--format", help="sd-jwt (vc-jose: later)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the credential."),
+    as_json: bool = _JSON,
+) -> None:
+    """Issue a document to a person of the population register, as an SD-JWT VC."""
+    jwk = service.holder_jwk(_read_text(holder_key, what="holder-key")) if holder_key else None
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        with instance.node("idp").session() as register, portal.session() as session:
+            issued = service.issue_credential(
+                session,
+                node=portal,
+                register=register,
+                doc_type=doc_type,
+                national_id=person,
+                holder_key=jwk,
+                format=format,
+                actor="cli",
+            )
+    out.write_text(issued.token + "\n", encoding="utf-8")
+    if as_json:
+        _print_json({"id": issued.credential_id, "format": issued.format, "out": str(out)})
+    else:
+        typer.echo(
+            f"Issued {issued.doc_type} {issued.credential_id} ({issued.format}), valid until "
+            f"{issued.expires_at.isoformat()}: {out}"
+        )
+
+
+@app.command("verify")
+def verify(
+    file: Path = typer.Argument(..., help="The SD-JWT VC or presentation to check."),
+    directory: Path = _DIR,
+    nonce: str | None = typer.Option(None, help="The nonce the key-binding JWT must carry."),
+    aud: str | None = typer.Option(None, help="The audience the key-binding JWT must name."),
+    as_json: bool = _JSON,
+) -> None:
+    """Check a credential: signature, issuer, validity, disclosures, key binding, status.
+    Exits 0 only when every check passes."""
+    token = _read_text(file, what="credential").strip()
+    with _portal(directory) as (portal, session):
+        result = service.local_verifier(session, node=portal).verify(token, nonce=nonce, aud=aud)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        typer.echo("valid" if result.valid else "NOT valid")
+        for check in result.checks:
+            mark = "ok" if check.ok else f"FAILED ({check.reason})"
+            typer.echo(f"  {check.check}: {mark}{': ' + check.detail if check.detail else ''}")
+    if not result.valid:
+        raise typer.Exit(1)
+
+
+@app.command("revoke")
+def revoke(
+    credential_id: str = typer.Argument(..., help="The id `issue` printed."),
+    directory: Path = _DIR,
+    reason: str | None = typer.Option(None, help="Why (kept in the audit record)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Revoke a credential: its status list entry flips; verifiers see it within one TTL."""
+    with _portal(directory) as (portal, session):
+        credential = service.revoke_credential(
+            session, node=portal, credential_id=credential_id, reason=reason, actor="cli"
+        )
+        revoked_at = credential.revoked_at
+    if as_json:
+        _print_json({"id": credential_id, "revoked_at": revoked_at and revoked_at.isoformat()})
+    else:
+        typer.echo(f"Revoked {credential_id}.")
+
+
+@app.command("jwks")
+def jwks(directory: Path = _DIR) -> None:
+    """Print the public JWKS of every issuing agency of this instance."""
+    with _portal(directory) as (_node, session):
+        _print_json(service.issuer_jwks(session))

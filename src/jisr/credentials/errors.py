@@ -1,0 +1,98 @@
+"""Errors of the credentials block (verifiable documents).
+
+Hierarchy (each carries an HTTP status, a stable ``code`` and a translatable title)::
+
+    CredentialsError (JisrError, 400)
+    ├── UnknownDocumentType (404)      no such document type
+    ├── DocumentTypeNotIssuedHere (409) the type belongs to another country's agencies
+    ├── CredentialNotFound (404)
+    ├── CredentialAlreadyRevoked (409)
+    ├── InvalidHolderKey (400)         the holder key file is not a public P-256 key
+    ├── FormatNotSupported (400)       e.g. ``vc-jose`` before its slice
+    ├── MalformedCredential (400)      not an SD-JWT at all (the verifier reports, never raises)
+    └── StatusListError (502)          a status list could not be fetched or verified
+        └── StatusListFull (503)       no free index is left in the agency's status list
+
+The verifier (``jisr.credentials.verify``) does not raise for a credential that fails a
+check: it returns every check with its reason. These errors are for requests that cannot be
+carried out at all.
+"""
+
+from __future__ import annotations
+
+from jisr.core.errors import JisrError
+from jisr.core.i18n import _
+
+
+class CredentialsError(JisrError):
+    status_code = 400
+    code = "credentials-error"
+    title = _("The credential request cannot be completed")
+
+
+class UnknownDocumentType(CredentialsError):
+    status_code = 404
+    code = "unknown-document-type"
+    title = _("No such document type")
+
+
+class DocumentTypeNotIssuedHere(CredentialsError):
+    status_code = 409
+    code = "document-type-not-issued-here"
+    title = _("This instance does not issue this document type")
+
+
+class CredentialNotFound(CredentialsError):
+    status_code = 404
+    code = "credential-not-found"
+    title = _("No such credential")
+
+
+class CredentialAlreadyRevoked(CredentialsError):
+    status_code = 409
+    code = "credential-already-revoked"
+    title = _("The credential is already revoked")
+
+
+class InvalidHolderKey(CredentialsError):
+    status_code = 400
+    code = "invalid-holder-key"
+    title = _("The holder key is not valid")
+
+
+class FormatNotSupported(CredentialsError):
+    status_code = 400
+    code = "format-not-supported"
+    title = _("This credential format is not supported yet")
+
+
+class MalformedCredential(CredentialsError):
+    status_code = 400
+    code = "malformed-credential"
+    title = _("The credential is malformed")
+
+
+class StatusListError(CredentialsError):
+    status_code = 502
+    code = "status-list-error"
+    title = _("The status list cannot be used")
+
+
+class StatusListFull(StatusListError):
+    status_code = 503
+    code = "status-list-full"
+    title = _("The status list has no free index left")
+
+
+__all__ = [
+    "CredentialAlreadyRevoked",
+    "CredentialNotFound",
+    "CredentialsError",
+    "DocumentTypeNotIssuedHere",
+    "FormatNotSupported",
+    "InvalidHolderKey",
+    "MalformedCredential",
+    "StatusListError",
+    "StatusListFull",
+    "UnknownDocumentType",
+]

@@ -1,0 +1,54 @@
+"""Tables of the credentials block (node ``portal``, which issues documents).
+
+``IssuedCredential`` keeps what revocation and the audit need, not the document: its public
+id, type, issuing agency, the subject's national identifier, its status list entry, and its
+dates. The personal data stays in the population register and in the holder's copy.
+``StatusList`` holds each agency's Token Status List, uncompressed (1 bit per entry).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from jisr.core.db import Base, IdMixin
+
+
+class StatusList(IdMixin, Base):
+    """One Token Status List of an issuing agency, published at ``/credentials/status/<name>``."""
+
+    __tablename__ = "credentials_status_lists"
+
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    agency: Mapped[str] = mapped_column(sa.String(32), index=True)
+    bits: Mapped[int] = mapped_column(default=1)
+    size: Mapped[int]
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    used: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class IssuedCredential(IdMixin, Base):
+    """A credential this node issued: enough to revoke it and to account for it."""
+
+    __tablename__ = "credentials_issued"
+    __table_args__ = (sa.UniqueConstraint("status_list_id", "status_index"),)
+
+    credential_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    doc_type: Mapped[str] = mapped_column(sa.String(64))
+    agency: Mapped[str] = mapped_column(sa.String(32))
+    format: Mapped[str] = mapped_column(sa.String(16))
+    subject_national_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    issuer_kid: Mapped[str] = mapped_column(sa.String(64))
+    holder_key_thumbprint: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    status_list_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("credentials_status_lists.id", ondelete="RESTRICT")
+    )
+    status_index: Mapped[int]
+    issued_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)

@@ -1,0 +1,284 @@
+"""The client proxy: where the member's own information systems call.
+
+``/r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]`` on the gateway's plain-HTTP port.
+Refuses a bad path or protocol version, a missing or malformed client identifier
+(``X-Road-Client``, else ``Information-Mediator-Client`` or ``X-GovStack-Client``), a client
+that is not a subsystem of this gateway's member, another instance, an unknown service, an
+outdated configuration and an oversized body; signs the request envelope, logs it, sends it
+to the provider's gateway (its TLS certificate checked against the configuration), verifies
+the signed response (signature, request hash, id, status, body digest), logs it and answers.
+``X-Road-Id`` is generated when missing. ``/listClients`` and the metaservices
+(``/r1/…/SUBSYSTEM/listMethods|allowedMethods|getOpenAPI``) are answered here
+(``jisr.exchange.metaservices``). Shared parts: ``jisr.exchange.proxy``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from jisr.core.crypto import ca
+from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
+from jisr.exchange import envelope, metaservices
+from jisr.exchange.errors import InvalidIdentifier, XRoadFault
+from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.globalconf import GlobalConf, PeerGateway
+from jisr.exchange.identifiers import SubsystemId
+from jisr.exchange.proxy import (
+    HTTP,
+    JSON_TYPE,
+    RUNTIME,
+    Call,
+    check_signing_certificate,
+    fault_response,
+    parse_target,
+    read_body,
+    refuse,
+)
+
+CLIENT_HEADERS = ("X-Road-Client", "Information-Mediator-Client", "X-GovStack-Client")
+
+
+async def handle_client(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    call = Call(id=(request.headers.get("X-Road-Id") or str(uuid.uuid4()))[:255])
+    try:
+        if request.rel_url.raw_path == "/listClients":
+            return await _list_clients(request, runtime, call)
+        return await _client_call(request, runtime, call)
+    except XRoadFault as fault:
+        await refuse(runtime, fault, call, "client")
+        return fault_response(fault, call, {})
+
+
+def _client_id(request: web.Request, conf: GlobalConf, runtime: GatewayRuntime) -> SubsystemId:
+    values: list[str] = []
+    for name in CLIENT_HEADERS:
+        values = request.headers.getall(name, [])
+        if values:
+            break
+    if not values:
+        raise XRoadFault("Client.InvalidClientIdentifier", "The X-Road-Client header is missing.")
+    try:
+        client = SubsystemId.parse(values[-1], percent_encoded=True)  # the last one counts
+    except (InvalidIdentifier, InvalidInput, UnicodeDecodeError, ValueError) as error:
+        raise XRoadFault("Client.InvalidClientIdentifier", f"Malformed client: {error}") from error
+    if client.instance != conf.instance:
+        raise XRoadFault(
+            "Client.InvalidClientIdentifier",
+            f"Client {client} is of instance {client.instance}, this gateway of {conf.instance}.",
+        )
+    if str(client) not in conf.subsystems or client.member != runtime.member:
+        raise XRoadFault(
+            "Client.UnknownMember",
+            f"Client {client} is not a registered subsystem of {runtime.member}.",
+        )
+    return client
+
+
+def _usable_conf(runtime: GatewayRuntime) -> GlobalConf:
+    conf = runtime.usable_conf()
+    if conf is None:
+        raise XRoadFault(
+            "Server.ClientProxy.OutdatedGlobalConf",
+            "The global configuration is missing or expired and the registry cannot be reached.",
+        )
+    return conf
+
+
+async def _list_clients(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+    conf = _usable_conf(runtime)
+    call.service = "listClients"
+    listed = metaservices.list_clients(conf, request.rel_url.query.get("instanceId") or None)
+    await _log_meta(runtime, call, 200)
+    return web.Response(
+        body=json.dumps(listed).encode("utf-8"),
+        headers={"Content-Type": JSON_TYPE, "X-Road-Id": call.id},
+    )
+
+
+async def _log_meta(runtime: GatewayRuntime, call: Call, status: int) -> None:
+    await runtime.log(
+        "meta",
+        {"id": call.id, "status": status},
+        actor=call.client,
+        subject=call.service,
+    )
+
+
+async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+    service, path = parse_target(request)
+    call.service = str(service)
+    conf = _usable_conf(runtime)
+    client = _client_id(request, conf, runtime)
+    call.client = str(client)
+    if service.instance != conf.instance:
+        raise XRoadFault(
+            "Client.InvalidServiceIdentifier",
+            f"Service instance {service.instance} is not {conf.instance}, and no federation "
+            "agreement names it.",
+        )
+    if metaservices.is_metaservice(service, path):
+        if request.method != "GET":
+            raise XRoadFault("Client.BadRequest", f"{service.code} answers GET only.")
+        response = await metaservices.answer(
+            request, runtime, conf, call, client=client, target=service
+        )
+        await _log_meta(runtime, call, response.status)
+        return response
+    provider = conf.gateways.get(conf.gateway_of_member.get(str(service.member), ""))
+    if str(service) not in conf.services or provider is None:
+        raise XRoadFault("Server.ClientProxy.UnknownService", f"Unknown service {service}.")
+    try:
+        runtime.check_certificate(runtime.tls_certificate, ca.CertificateUsage.TLS, conf)
+    except CertificateRefused as refused:
+        raise XRoadFault(
+            "Server.ClientProxy.SslAuthenticationFailed",
+            f"This gateway's own TLS certificate is refused: {refused.detail}",
+            reason=runtime.refusal_reason(refused),
+        ) from refused
+    try:
+        runtime.check_certificate(provider.tls_certificate, ca.CertificateUsage.TLS, conf)
+    except CertificateRefused as refused:
+        raise XRoadFault(
+            "Server.ClientProxy.SslAuthenticationFailed",
+            f"The TLS certificate of {provider.name} is refused: {refused.detail}",
+            reason=runtime.refusal_reason(refused),
+        ) from refused
+    body = await read_body(
+        request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge"
+    )
+    query = request.rel_url.raw_query_string
+    signature = envelope.sign_request(
+        runtime.signing_key,
+        sender=runtime.name,
+        instance=conf.instance,
+        id=call.id,
+        client=str(client),
+        service=str(service),
+        method=request.method,
+        path=path,
+        query=query,
+        user_id=request.headers.get("X-Road-UserId"),
+        issue=request.headers.get("X-Road-Issue"),
+        headers=envelope.carried_headers(request.headers.items()),
+        body=body,
+    )
+    call.signature = signature
+    await runtime.log(
+        "request.out",
+        {"id": call.id, "to": provider.name, "signature": signature, **runtime.body_fields(body)},
+        actor=call.client,
+        subject=call.service,
+    )
+    status, headers, answer = await _send(request, runtime, provider, signature, path, body)
+    expected_hash = envelope.request_hash(signature, body)
+    answer_signature = headers.get(envelope.SIGNATURE_HEADER)
+    if not answer_signature:
+        raise XRoadFault(
+            "Server.ClientProxy.InvalidSignatureValue", f"{provider.name} sent an unsigned answer."
+        )
+    try:
+        check_signing_certificate(runtime, provider, conf, client_side=True)
+        signed = envelope.verify(
+            answer_signature,
+            jwk=provider.signing_jwk,
+            typ=envelope.RESPONSE_TYP,
+            body=answer,
+            max_skew_seconds=runtime.settings.exchange_max_clock_skew_seconds,
+        )
+    except CryptoError as error:
+        raise XRoadFault(
+            "Server.ClientProxy.InvalidSignatureValue",
+            f"The answer of {provider.name} does not verify: {error.detail}",
+        ) from error
+    if (
+        signed.get("request_hash") != expected_hash
+        or signed.get("id") != call.id
+        or signed.get("status") != status
+        or signed.get("sender") != provider.name
+        or signed.get("error") != headers.get("X-Road-Error")
+    ):
+        raise XRoadFault(
+            "Server.ClientProxy.InconsistentResponse",
+            f"The answer of {provider.name} does not match the request it was sent for.",
+        )
+    await runtime.log(
+        "response.in",
+        {
+            "id": call.id,
+            "from": provider.name,
+            "status": status,
+            "error": signed.get("error"),
+            "request_hash": expected_hash,
+            "signature": answer_signature,
+            **runtime.body_fields(answer),
+        },
+        actor=call.client,
+        subject=call.service,
+    )
+    out = {name: value for name, value in signed.headers}
+    out.update(
+        {
+            "X-Road-Client": str(client),
+            "X-Road-Service": str(service),
+            "X-Road-Id": call.id,
+            "X-Road-Request-Hash": expected_hash,
+        }
+    )
+    if signed.get("error"):
+        out["X-Road-Error"] = str(signed.get("error"))
+    return web.Response(status=status, body=answer, headers=out)
+
+
+async def _send(
+    request: web.Request,
+    runtime: GatewayRuntime,
+    provider: PeerGateway,
+    signature: str,
+    path: str,
+    body: bytes,
+) -> tuple[int, dict[str, str], bytes]:
+    http = request.app[HTTP]
+    query = request.rel_url.raw_query_string
+    url = f"https://{provider.address}{request.rel_url.raw_path.split('?')[0]}"
+    if query:
+        url += "?" + query
+    limit = runtime.settings.exchange_max_body_bytes
+    try:
+        async with http.request(
+            request.method,
+            URL(url, encoded=True),
+            data=body,
+            headers={
+                envelope.SIGNATURE_HEADER: signature,
+                "Content-Type": "application/octet-stream",
+            },
+            ssl=runtime.peer_context(provider),
+            allow_redirects=False,
+        ) as response:
+            answer = await response.content.read(limit + 1)
+            if len(answer) > limit:
+                raise XRoadFault(
+                    "Server.ClientProxy.InconsistentResponse",
+                    f"The answer is larger than {limit} bytes.",
+                )
+            return response.status, dict(response.headers), answer
+    except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as error:
+        raise XRoadFault(
+            "Server.ClientProxy.SslAuthenticationFailed",
+            f"TLS with {provider.name} failed: {error}",
+        ) from error
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        reason = repr(error)
+        fault = "Server.ClientProxy.NetworkError"
+        if "SSL" in reason or "certificate" in reason.lower() or "alert" in reason.lower():
+            fault = "Server.ClientProxy.SslAuthenticationFailed"
+        raise XRoadFault(fault, f"Cannot reach {provider.name}: {reason[:300]}") from error
+
+
+__all__ = ["CLIENT_HEADERS", "handle_client"]

@@ -1,0 +1,295 @@
+"""The server proxy: where other gateways call, over mutual TLS.
+
+The same ``/r1/…`` path, on the gateway's peer port. Refuses a TLS certificate that is not a
+listed gateway's or is revoked/expired, an oversized body, a missing or bad signature (or a
+signing certificate no longer valid), a message that differs from its envelope or is too old,
+a client not of the sending gateway's member, an unknown service, a call without access right
+(service, method, path) and a replayed ``X-Road-Id``; logs the request (with the replay guard,
+in one transaction), forwards it to the provider's information system (no redirects
+followed), signs the response with ``X-Road-Request-Hash``, logs it and answers. Every
+refusal is signed, logged, then sent. Shared parts: ``jisr.exchange.proxy``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import uuid
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from yarl import URL
+
+from jisr.core.clock import utcnow
+from jisr.core.crypto import ca
+from jisr.core.errors import CertificateRefused, CryptoError
+from jisr.exchange import envelope
+from jisr.exchange.errors import InvalidIdentifier, XRoadFault
+from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.globalconf import GlobalConf, PeerGateway
+from jisr.exchange.identifiers import SubsystemId
+from jisr.exchange.models import SeenMessage
+from jisr.exchange.proxy import (
+    HTTP,
+    JSON_TYPE,
+    RUNTIME,
+    Call,
+    check_signing_certificate,
+    fault_response,
+    parse_target,
+    read_body,
+    refuse,
+)
+
+
+def _allowed(conf: GlobalConf, service: str, client: str, method: str, path: str) -> bool:
+    for rule_method, pattern in conf.access_rights.get((service, client), []):
+        if rule_method not in ("*", method):
+            continue
+        if pattern == "*" or fnmatch.fnmatchcase(path or "/", pattern):
+            return True
+    return False
+
+
+def _peer_certificate(transport: Any) -> x509.Certificate | None:
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+async def handle_peer(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    call = Call(id="")
+    try:
+        return await _peer_call(request, runtime, call)
+    except XRoadFault as fault:
+        # Refused before the envelope verified: answer under the id it claims (unverified,
+        # for correlation only) and hash what was received, so the sender can match it.
+        signature = request.headers.get(envelope.SIGNATURE_HEADER, "")
+        call.id = call.id or envelope.claimed_id(signature) or str(uuid.uuid4())
+        call.signature = call.signature or signature or None
+        body = call.facts.pop("_body", None)
+        if body is None and fault.type != "Server.ServerProxy.MessageTooLarge":
+            try:
+                body = await request.content.read(runtime.settings.exchange_max_body_bytes + 1)
+            except (OSError, aiohttp.ClientPayloadError):
+                body = b""
+        await refuse(runtime, fault, call, "server")
+        request_hash = envelope.request_hash(signature, body or b"")
+        signed = envelope.sign_response(
+            runtime.signing_key,
+            sender=runtime.name,
+            id=call.id,
+            request_hash=request_hash,
+            status=fault.status,
+            error=fault.type,
+            headers=[["content-type", JSON_TYPE]],
+            body=json.dumps(fault.body(call.id)).encode("utf-8"),
+        )
+        return fault_response(
+            fault,
+            call,
+            {envelope.SIGNATURE_HEADER: signed, "X-Road-Request-Hash": request_hash},
+        )
+
+
+def _sender(request: web.Request, runtime: GatewayRuntime, conf: GlobalConf) -> PeerGateway:
+    peer = _peer_certificate(request.transport)
+    sender = conf.gateway_by_tls_certificate(peer.public_bytes(Encoding.DER)) if peer else None
+    if peer is None or sender is None:
+        raise XRoadFault(
+            "Server.ServerProxy.SslAuthenticationFailed",
+            "The TLS client certificate is not the certificate of any gateway of the instance.",
+        )
+    try:
+        runtime.check_certificate(peer, ca.CertificateUsage.TLS, conf)
+    except CertificateRefused as refused:
+        raise XRoadFault(
+            "Server.ServerProxy.SslAuthenticationFailed",
+            f"The TLS certificate of {sender.name} is refused: {refused.detail}",
+            reason=runtime.refusal_reason(refused),
+            peer=sender.name,
+        ) from refused
+    return sender
+
+
+async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+    conf = runtime.usable_conf()
+    if conf is None:
+        raise XRoadFault(
+            "Server.ServerProxy.OutdatedGlobalConf",
+            "The provider's global configuration is missing or expired.",
+        )
+    sender = _sender(request, runtime, conf)
+    call.facts["peer"] = sender.name
+    service, path = parse_target(request)
+    call.service = str(service)
+    body = await read_body(
+        request, runtime.settings.exchange_max_body_bytes, "Server.ServerProxy.MessageTooLarge"
+    )
+    call.facts["_body"] = body
+    signature = request.headers.get(envelope.SIGNATURE_HEADER)
+    if not signature:
+        raise XRoadFault("Server.ServerProxy.MissingSignature", "The request is not signed.")
+    call.signature = signature
+    check_signing_certificate(runtime, sender, conf, client_side=False)
+    try:
+        signed = envelope.verify(
+            signature,
+            jwk=sender.signing_jwk,
+            typ=envelope.REQUEST_TYP,
+            body=body,
+            max_skew_seconds=runtime.settings.exchange_max_clock_skew_seconds,
+        )
+    except CryptoError as error:
+        raise XRoadFault(
+            "Server.ServerProxy.InvalidSignatureValue",
+            f"The request signature of {sender.name} does not verify: {error.detail}",
+        ) from error
+    call.id = str(signed.get("id") or "")[:255]
+    call.client = str(signed.get("client") or "")[:300] or None
+    if (
+        signed.get("sender") != sender.name
+        or signed.get("instance") != conf.instance
+        or signed.get("service") != str(service)
+        or signed.get("method") != request.method
+        or signed.get("path") != path
+        or signed.get("query") != request.rel_url.raw_query_string
+        or not call.id
+    ):
+        raise XRoadFault(
+            "Server.ServerProxy.InvalidMessage",
+            "The request differs from its signed envelope (sender, instance, service, method, "
+            "path or query).",
+        )
+    try:
+        client = SubsystemId.parse(str(signed.get("client")))
+    except InvalidIdentifier as error:
+        raise XRoadFault("Server.ServerProxy.UnknownMember", f"Bad client: {error}") from error
+    if str(client) not in conf.subsystems or str(client.member) != sender.member:
+        raise XRoadFault(
+            "Server.ServerProxy.UnknownMember",
+            f"Client {client} is not a subsystem of {sender.member}, whose gateway sent it.",
+        )
+    base_url = conf.services.get(str(service))
+    if base_url is None or service.member != runtime.member:
+        raise XRoadFault(
+            "Server.ServerProxy.UnknownService", f"This gateway provides no service {service}."
+        )
+    if not _allowed(conf, str(service), str(client), request.method, path):
+        raise XRoadFault(
+            "Server.ServerProxy.AccessDenied",
+            f"Client {client} has no access right to {request.method} {path or '/'} of {service}.",
+        )
+    request_hash = envelope.request_hash(signature, body)
+
+    def remember(session: Session) -> None:  # a plain INSERT: the unique key refuses a replay
+        session.execute(
+            sa.insert(SeenMessage).values(client=str(client), message_id=call.id, seen_at=utcnow())
+        )
+
+    try:
+        await runtime.log(
+            "request.in",
+            {
+                "id": call.id,
+                "from": sender.name,
+                "signature": signature,
+                **runtime.body_fields(body),
+            },
+            actor=call.client,
+            subject=call.service,
+            before=remember,
+        )
+    except IntegrityError as error:
+        raise XRoadFault(
+            "Server.ServerProxy.DuplicateMessageId",
+            f"Message id {call.id} of {client} was already received (replay refused).",
+        ) from error
+    status, headers, answer = await _forward(request, runtime, signed, base_url, path, body)
+    answer_signature = envelope.sign_response(
+        runtime.signing_key,
+        sender=runtime.name,
+        id=call.id,
+        request_hash=request_hash,
+        status=status,
+        error=None,
+        headers=headers,
+        body=answer,
+    )
+    await runtime.log(
+        "response.out",
+        {
+            "id": call.id,
+            "to": sender.name,
+            "status": status,
+            "request_hash": request_hash,
+            "signature": answer_signature,
+            **runtime.body_fields(answer),
+        },
+        actor=call.client,
+        subject=call.service,
+    )
+    return web.Response(
+        status=status,
+        body=answer,
+        headers={
+            envelope.SIGNATURE_HEADER: answer_signature,
+            "X-Road-Request-Hash": request_hash,
+            "X-Road-Id": call.id,
+        },
+    )
+
+
+async def _forward(
+    request: web.Request,
+    runtime: GatewayRuntime,
+    signed: envelope.Envelope,
+    base_url: str,
+    path: str,
+    body: bytes,
+) -> tuple[int, list[list[str]], bytes]:
+    url = base_url + path
+    if signed.get("query"):
+        url += "?" + str(signed.get("query"))
+    headers = [(name, value) for name, value in signed.headers]
+    for name, key in (
+        ("X-Road-Client", "client"),
+        ("X-Road-Service", "service"),
+        ("X-Road-Id", "id"),
+        ("X-Road-UserId", "user_id"),
+        ("X-Road-Issue", "issue"),
+    ):
+        if signed.get(key):
+            headers.append((name, str(signed.get(key))))
+    limit = runtime.settings.exchange_max_body_bytes
+    try:
+        async with request.app[HTTP].request(
+            request.method,
+            URL(url, encoded=True),
+            data=body if body else None,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            answer = await response.content.read(limit + 1)
+            if len(answer) > limit:
+                raise XRoadFault(
+                    "Server.ServerProxy.ServiceFailed", "The service's answer is too large."
+                )
+            carried = envelope.carried_headers(response.headers.items())
+            return response.status, carried, answer
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        raise XRoadFault(
+            "Server.ServerProxy.ServiceFailed", f"The service did not answer: {error!r}"[:300]
+        ) from error
+
+
+__all__ = ["handle_peer"]
