@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
 import pytest
 from fastapi import APIRouter, Body
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from jisr.core.audit.models import AuditChain
+from jisr.core.clock import utcnow
 from jisr.core.errors import Conflict
+from jisr.core.http import session_of
 from jisr.core.i18n import _
 from jisr.core.instance import Instance
 from jisr.web import create_app
@@ -159,3 +165,37 @@ class TestHome:
         response = client.get("/")
         assert 'lang="ar"' in response.text
         assert "مرحبا" in response.text or "جسر" in response.text
+
+
+class TestTransactions:
+    """A write is committed before its response leaves: never acknowledged, then lost."""
+
+    def test_failed_commit_is_not_acknowledged(self, instance: Instance) -> None:
+        app = create_app(instance)
+        probe = APIRouter()
+
+        @probe.post("/api/probe/write")
+        def write(session: Annotated[Session, session_of("portal")]) -> dict[str, str]:
+            now = utcnow()
+            for _copy in range(2):  # the same primary key twice: the commit must fail
+                session.add(
+                    AuditChain(
+                        name="probe", head_seq=0, head_hash="0" * 64, created_at=now, updated_at=now
+                    )
+                )
+            return {"status": "stored"}
+
+        app.include_router(probe)
+        response = TestClient(app, raise_server_exceptions=False).post("/api/probe/write")
+        assert response.status_code == 500
+        assert "stored" not in response.text
+
+    def test_every_route_commits_before_responding(self) -> None:
+        source = Path(__file__).resolve().parents[2] / "src"
+        offenders = [
+            str(path)
+            for path in source.rglob("*.py")
+            if "Depends(node_session(" in path.read_text(encoding="utf-8")
+            and path.name != "http.py"  # where session_of itself is defined
+        ]
+        assert not offenders, f"use jisr.core.http.session_of instead: {offenders}"

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from jisr.core.http import node, node_session
+from jisr.core.http import node, session_of
 from jisr.core.i18n import _
 from jisr.core.instance import Node
 from jisr.credentials import doctypes, service
@@ -34,7 +34,7 @@ from jisr.credentials.errors import MalformedCredential
 
 router = APIRouter(tags=["credentials"])
 
-SessionDep = Annotated[Session, Depends(node_session(service.ISSUER_NODE))]
+SessionDep = Annotated[Session, session_of(service.ISSUER_NODE)]
 NodeDep = Annotated[Node, Depends(node(service.ISSUER_NODE))]
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found", **_PROBLEM}}

@@ -18,14 +18,14 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from jisr.core.crypto import ca, keystore
-from jisr.core.http import node, node_session
+from jisr.core.http import node, session_of
 from jisr.core.instance import REGISTRY_NODE, Node
 from jisr.exchange import globalconf, service
 from jisr.exchange.identifiers import ServiceId
 
 router = APIRouter(prefix="/exchange", tags=["exchange: registry"])
 
-SessionDep = Annotated[Session, Depends(node_session(REGISTRY_NODE))]
+SessionDep = Annotated[Session, session_of(REGISTRY_NODE)]
 NodeDep = Annotated[Node, Depends(node(REGISTRY_NODE))]
 
 

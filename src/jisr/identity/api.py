@@ -18,14 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy.orm import Session
 
-from jisr.core.http import node, node_session
+from jisr.core.http import node, session_of
 from jisr.core.instance import Node
 from jisr.identity import service
 from jisr.identity.schemas import DeathRecord, PersonCreate, PersonList, PersonRead, PersonUpdate
 
 router = APIRouter(prefix="/api/identity/persons", tags=["identity: population register"])
 
-SessionDep = Annotated[Session, Depends(node_session("idp"))]
+SessionDep = Annotated[Session, session_of("idp")]
 NodeDep = Annotated[Node, Depends(node("idp"))]
 ACTOR = "api"
 

@@ -2,7 +2,7 @@
 
 ``create_app(instance, roles=[...])`` builds one FastAPI app serving the given roles (nodes)
 of an instance. Each role's routers are mounted here, the one place that assembles them;
-each request gets a session of the node that owns the route (see ``deps.node_session``).
+each request gets a session of the node that owns the route (see ``jisr.core.http.session_of``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from jisr.core.http import node, node_session, request_language
+from jisr.core.http import node, node_session, request_language, session_of
 from jisr.core.instance import Instance
 from jisr.core.settings import Settings
 
@@ -34,5 +34,6 @@ __all__: list[Any] = [
     "get_settings",
     "node",
     "node_session",
+    "session_of",
     "request_language",
 ]

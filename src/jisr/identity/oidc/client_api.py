@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from jisr.core.clock import utcnow
-from jisr.core.http import node_session, request_language
+from jisr.core.http import request_language, session_of
 from jisr.core.i18n import _
 from jisr.identity.oidc import service
 from jisr.identity.oidc.errors import ClientExists, ClientNotFound, InvalidClientMetadata, OidcError
@@ -47,7 +47,7 @@ from jisr.identity.oidc.schemas import (
 from jisr.identity.oidc.server import HttpInput, Provider, read_request
 
 router = APIRouter(prefix="/client-mgmt", tags=["GovStack client management"])
-SessionDep = Annotated[Session, Depends(node_session("idp"))]
+SessionDep = Annotated[Session, session_of("idp")]
 HttpDep = Annotated[HttpInput, Depends(read_request)]
 LanguageDep = Annotated[str, Depends(request_language)]
 SCOPE = "client_mgmt"

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from jisr.core.crypto import keystore
-from jisr.core.http import node_session
+from jisr.core.http import session_of
 from jisr.core.i18n import LANGUAGES
 from jisr.core.instance import Node
 from jisr.core.templating import page_context, templates
@@ -25,7 +25,7 @@ from jisr.identity.oidc import service
 from jisr.identity.oidc.server import PATHS, SESSION_COOKIE, HttpInput, Provider, read_request
 
 router = APIRouter(tags=["OpenID Connect"])
-SessionDep = Annotated[Session, Depends(node_session("idp"))]
+SessionDep = Annotated[Session, session_of("idp")]
 HttpDep = Annotated[HttpInput, Depends(read_request)]
 OAUTH_ERROR = {"description": "OAuth error (`error`, `error_description`)"}
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from jisr.core.clock import utcnow
 from jisr.core.crypto.keystore import b64url_encode
-from jisr.core.http import node_session
+from jisr.core.http import session_of
 from jisr.core.i18n import LANGUAGES, _
 from jisr.core.instance import Node
 from jisr.core.templating import PageContext, page_context, templates
@@ -57,7 +57,7 @@ from jisr.identity.oidc.server import (
 )
 
 router = APIRouter(include_in_schema=False)
-SessionDep = Annotated[Session, Depends(node_session("idp"))]
+SessionDep = Annotated[Session, session_of("idp")]
 HttpDep = Annotated[HttpInput, Depends(read_request)]
 
 CLAIM_LABELS: dict[str, str] = {
