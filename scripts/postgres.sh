@@ -2,6 +2,7 @@
 # Start a throw-away PostgreSQL server on loopback for tests and print its URL.
 #   scripts/postgres.sh start   # installs Debian's postgresql if needed, starts on 127.0.0.1
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh status  # exit 0 when it runs
 # The cluster lives in $JISR_PG_DIR (default /tmp/jisr-pg); port $JISR_PG_PORT (default 54329).
 set -euo pipefail
 PGDIR=${JISR_PG_DIR:-/tmp/jisr-pg}
@@ -45,5 +46,9 @@ case ${1:-start} in
     bin=$(find_bin || true)
     [[ -n $bin ]] && as_pg "$bin/pg_ctl" -D "$PGDIR" -m fast stop >&2 || true
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  status)
+    bin=$(find_bin || true)
+    [[ -n $bin ]] && as_pg "$bin/pg_ctl" -D "$PGDIR" status >/dev/null 2>&1
+    ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
