@@ -5,6 +5,7 @@ Add a block's ``models`` module here when the block gets tables.
 
 from jisr.core.audit import models as audit_models
 from jisr.core.crypto import models as crypto_models
+from jisr.core.federation import models as federation_models
 from jisr.credentials import models as credentials_models
 from jisr.exchange import models as exchange_models
 from jisr.identity import models as identity_models
@@ -15,6 +16,7 @@ __all__ = [
     "credentials_models",
     "crypto_models",
     "exchange_models",
+    "federation_models",
     "identity_models",
     "oidc_models",
 ]

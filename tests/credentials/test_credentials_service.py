@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from jisr.cli import app as cli_app
 from jisr.core.audit.models import AuditRecord
+from jisr.core.errors import InvalidInput
 from jisr.credentials import doctypes, sdjwt, service
 from jisr.credentials.errors import (
     CredentialAlreadyRevoked,
     DocumentTypeNotIssuedHere,
-    FormatNotSupported,
 )
 from jisr.web.app import create_app
 
@@ -73,9 +73,9 @@ class TestIssue:
         with pytest.raises(DocumentTypeNotIssuedHere):
             _issue(portal_instance, "residence-permit")
 
-    def test_vc_jose_not_yet(self, portal_instance: Any) -> None:
-        with pytest.raises(FormatNotSupported):
-            _issue(portal_instance, format="vc-jose")
+    def test_unknown_format(self, portal_instance: Any) -> None:
+        with pytest.raises(InvalidInput):
+            _issue(portal_instance, format="jwt_vc_json")
 
     def test_holder_binding_and_audit(self, portal_instance: Any, holder: Any) -> None:
         issued = _issue(portal_instance, holder_key=holder.public_jwk, actor="test")
@@ -193,12 +193,12 @@ class TestCli:
                 "--person",
                 PERSON,
                 "--format",
-                "vc-jose",
+                "jwt_vc_json",
                 "--out",
                 str(tmp_path / "x"),
             ],
         )
-        assert vc_jose.exit_code == 1 and "not supported yet" in vc_jose.output
+        assert vc_jose.exit_code == 1 and "sd-jwt or vc-jose" in vc_jose.output
 
 
 class TestHttp:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from jisr.cli import app
 from jisr.core.audit import canonical_json
 from jisr.core.crypto import jws, keystore
+from jisr.core.settings import KeyAlgorithm
 
 from .conftest import ExchangeWorld, build_world
 
@@ -189,7 +190,7 @@ def test_forged_checkpoint(archive: Path, tmp_path: Path) -> None:
     public_jwk = dict(keystore.public_jwk_of(private.public_key()))
     forger = keystore.SoftwareSigningKey(
         kid=keystore.jwk_thumbprint(public_jwk),
-        key_algorithm=keystore.KeyAlgorithm.ES256,
+        key_algorithm=KeyAlgorithm.ES256,
         public_jwk={**public_jwk, "kid": keystore.jwk_thumbprint(public_jwk), "alg": "ES256"},
         private_key=private,
     )

@@ -70,7 +70,7 @@ def root(
 
 
 def _register() -> None:
-    from jisr.cli import core, demo
+    from jisr.cli import core, demo, federation
     from jisr.credentials import cli as credentials_cli
     from jisr.exchange import cli as exchange_cli
     from jisr.identity import cli as identity_cli
@@ -79,6 +79,7 @@ def _register() -> None:
     app.add_typer(identity_cli.app, name="identity")
     app.add_typer(exchange_cli.app, name="exchange")
     app.add_typer(credentials_cli.app, name="credentials")
+    federation.register(app)
     demo.register(app)
 
 

@@ -30,6 +30,7 @@ from jisr.core.i18n import _
 from jisr.core.instance import Instance, Node
 from jisr.credentials import doctypes, service
 from jisr.credentials.errors import InvalidHolderKey, MalformedCredential
+from jisr.credentials.verify import VerificationResult
 
 app = typer.Typer(
     help="Verifiable documents: issue, verify and revoke SD-JWT VCs.", no_args_is_help=True
@@ -84,11 +85,14 @@ def issue(
     holder_key: Path | None = typer.Option(
         None, "--holder-key", help="The holder's public key (JWK or PEM) to bind with cnf."
     ),
-    format: str = typer.Option("sd-jwt", "--format", help="sd-jwt (vc-jose: later)."),
+    format: str = typer.Option(
+        "sd-jwt", "--format", help="sd-jwt (SD-JWT VC) or vc-jose (W3C VC 2.0 as vc+jwt)."
+    ),
     out: Path = typer.Option(..., "--out", help="Where to write the credential."),
     as_json: bool = _JSON,
 ) -> None:
-    """Issue a document to a person of the population register, as an SD-JWT VC."""
+    """Issue a document to a person of the population register, as an SD-JWT VC or a W3C
+    VC 2.0 (vc+jwt)."""
     jwk = service.holder_jwk(_read_text(holder_key, what="holder-key")) if holder_key else None
     with _instance(directory) as instance:
         portal = instance.node(service.ISSUER_NODE)
@@ -115,7 +119,7 @@ def issue(
 
 @app.command("verify")
 def verify(
-    file: Path = typer.Argument(..., help="The SD-JWT VC or presentation to check."),
+    file: Path = typer.Argument(..., help="The SD-JWT VC, presentation or vc+jwt to check."),
     directory: Path = _DIR,
     nonce: str | None = typer.Option(None, help="The nonce the key-binding JWT must carry."),
     aud: str | None = typer.Option(None, help="The audience the key-binding JWT must name."),
@@ -123,9 +127,16 @@ def verify(
 ) -> None:
     """Check a credential: signature, issuer, validity, disclosures, key binding, status.
     Exits 0 only when every check passes."""
-    token = _read_text(file, what="credential").strip()
-    with _portal(directory) as (portal, session):
-        result = service.local_verifier(session, node=portal).verify(token, nonce=nonce, aud=aud)
+    result = _verify_printed(file, directory)  # a QR text file or an image of one
+    if result is None:
+        from jisr.credentials import trust
+
+        token = _read_text(file, what="credential").strip()
+        with _instance(directory) as instance:
+            portal = instance.node(service.ISSUER_NODE)
+            with instance.node("registry").session() as registry, portal.session() as session:
+                verifier = trust.federated_verifier(session, node=portal, registry=registry)
+                result = verifier.verify(token, nonce=nonce, aud=aud)
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -161,3 +172,46 @@ def jwks(directory: Path = _DIR) -> None:
     """Print the public JWKS of every issuing agency of this instance."""
     with _portal(directory) as (_node, session):
         _print_json(service.issuer_jwks(session))
+
+
+def _verify_printed(file: Path, directory: Path) -> VerificationResult | None:
+    """Verify ``file`` when it is a printed document (QR text or image), with this
+    instance's issuers and its federated peers'; None when it is something else."""
+    from jisr.credentials import qr, trust
+
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise MalformedCredential(
+            _("Cannot read the credential {path}: {reason}"), path=str(file), reason=str(error)
+        ) from error
+    if qr.is_image(data):
+        text = qr.read_image(data)
+    elif data.lstrip().startswith(qr.PREFIX.encode("ascii")):
+        text = data.decode("ascii", "replace")
+    else:
+        return None
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        with instance.node("registry").session() as registry, portal.session() as session:
+            return trust.federated_verifier(session, node=portal, registry=registry).verify_qr(text)
+
+
+@app.command("qr")
+def print_qr(
+    file: Path = typer.Argument(..., help="An SD-JWT VC issued by this instance."),
+    directory: Path = _DIR,
+    out: Path = typer.Option(..., "--out", help="The image to write: .png, or .svg."),
+    text_out: Path | None = typer.Option(None, "--text", help="Also write the QR text here."),
+) -> None:
+    """Print a document: a compact signed QR (CWT, COSE ES256, zlib, Base45) for offline
+    verification, rendered as PNG or SVG."""
+    from jisr.credentials import qr
+
+    token = _read_text(file, what="credential").strip()
+    with _portal(directory) as (portal, session):
+        text = qr.printed_document(session, node=portal, token=token)
+    qr.render(text, out)
+    if text_out is not None:
+        text_out.write_text(text + "\n", encoding="ascii")
+    typer.echo(f"QR ({len(text)} characters) written to {out}")

@@ -10,8 +10,19 @@ Hierarchy (each carries an HTTP status, a stable ``code`` and a translatable tit
     ├── InvalidHolderKey (400)         the holder key file is not a public P-256 key
     ├── FormatNotSupported (400)       e.g. ``vc-jose`` before its slice
     ├── MalformedCredential (400)      not an SD-JWT at all (the verifier reports, never raises)
-    └── StatusListError (502)          a status list could not be fetched or verified
-        └── StatusListFull (503)       no free index is left in the agency's status list
+    ├── StatusListError (502)          a status list could not be fetched or verified
+    │   └── StatusListFull (503)       no free index is left in the agency's status list
+    ├── PresentationNotFound (404)     no OpenID4VP transaction with this id
+    └── OAuthError (400)               OpenID4VCI/VP endpoints: rendered as OAuth JSON
+        ├── InvalidOAuthRequest        ``invalid_request`` (missing tx_code, bad response…)
+        ├── UnsupportedGrantType       ``unsupported_grant_type``
+        ├── InvalidGrant               ``invalid_grant`` (unknown, used or expired
+        │                              pre-authorized code, wrong tx_code)
+        ├── InvalidAccessToken (401)   ``invalid_token`` at the credential endpoint
+        ├── InvalidCredentialRequest   ``invalid_credential_request``
+        ├── UnknownCredentialConfiguration ``unknown_credential_configuration``
+        ├── InvalidProof               ``invalid_proof`` (missing or bad key proof)
+        └── InvalidNonce               ``invalid_nonce`` (key proof without a fresh c_nonce)
 
 The verifier (``jisr.credentials.verify``) does not raise for a credential that fails a
 check: it returns every check with its reason. These errors are for requests that cannot be
@@ -19,6 +30,8 @@ carried out at all.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from jisr.core.errors import JisrError
 from jisr.core.i18n import _
@@ -84,15 +97,81 @@ class StatusListFull(StatusListError):
     title = _("The status list has no free index left")
 
 
+class PresentationNotFound(CredentialsError):
+    status_code = 404
+    code = "presentation-not-found"
+    title = _("No such presentation request")
+
+
+class OAuthError(CredentialsError):
+    """An error of an OpenID4VCI/VP endpoint, answered as OAuth JSON (``error``,
+    ``error_description``) because that is what wallets read."""
+
+    status_code = 400
+    code = "oauth-error"
+    title = _("The wallet request is refused")
+    oauth_error: ClassVar[str] = "invalid_request"
+
+
+class InvalidOAuthRequest(OAuthError):
+    code = "oauth-invalid-request"
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "oauth-unsupported-grant-type"
+    oauth_error = "unsupported_grant_type"
+
+
+class InvalidGrant(OAuthError):
+    code = "oauth-invalid-grant"
+    oauth_error = "invalid_grant"
+
+
+class InvalidAccessToken(OAuthError):
+    status_code = 401
+    code = "oauth-invalid-token"
+    oauth_error = "invalid_token"
+
+
+class InvalidCredentialRequest(OAuthError):
+    code = "oid4vci-invalid-credential-request"
+    oauth_error = "invalid_credential_request"
+
+
+class UnknownCredentialConfiguration(OAuthError):
+    code = "oid4vci-unknown-credential-configuration"
+    oauth_error = "unknown_credential_configuration"
+
+
+class InvalidProof(OAuthError):
+    code = "oid4vci-invalid-proof"
+    oauth_error = "invalid_proof"
+
+
+class InvalidNonce(OAuthError):
+    code = "oid4vci-invalid-nonce"
+    oauth_error = "invalid_nonce"
+
+
 __all__ = [
     "CredentialAlreadyRevoked",
     "CredentialNotFound",
     "CredentialsError",
     "DocumentTypeNotIssuedHere",
     "FormatNotSupported",
+    "InvalidAccessToken",
+    "InvalidCredentialRequest",
+    "InvalidGrant",
     "InvalidHolderKey",
+    "InvalidNonce",
+    "InvalidOAuthRequest",
+    "InvalidProof",
     "MalformedCredential",
+    "OAuthError",
+    "PresentationNotFound",
     "StatusListError",
     "StatusListFull",
+    "UnknownCredentialConfiguration",
     "UnknownDocumentType",
+    "UnsupportedGrantType",
 ]

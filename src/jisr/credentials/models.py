@@ -9,6 +9,7 @@ dates. The personal data stays in the population register and in the holder's co
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,3 +53,53 @@ class IssuedCredential(IdMixin, Base):
     expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+
+
+class CredentialOffer(IdMixin, Base):
+    """An OpenID4VCI Credential Offer with its Pre-Authorized Code (stored as SHA-256), the
+    optional Transaction Code (SHA-256, with a count of wrong guesses) and, once exchanged,
+    the access token it gave (SHA-256). One offer gives one credential."""
+
+    __tablename__ = "credentials_offers"
+
+    offer_id: Mapped[str] = mapped_column(sa.String(43), unique=True)
+    configuration_id: Mapped[str] = mapped_column(sa.String(64))
+    subject_national_id: Mapped[str] = mapped_column(sa.String(32), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    tx_code_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    tx_code_failures: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    redeemed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True, nullable=True)
+    token_expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    credential_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+
+
+class IssuanceNonce(IdMixin, Base):
+    """A ``c_nonce`` from the Nonce Endpoint (SHA-256), accepted in one key proof only."""
+
+    __tablename__ = "credentials_nonces"
+
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class PresentationTransaction(IdMixin, Base):
+    """An OpenID4VP request of this node's verifier and, once the wallet answered, its
+    outcome. ``transaction_id`` (secret, for the verifier's frontend) and ``request_id``
+    (the ``state`` the wallet echoes) are stored as SHA-256."""
+
+    __tablename__ = "credentials_vp_transactions"
+
+    transaction_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64))
+    client_id: Mapped[str] = mapped_column(sa.String(300))
+    dcql_query: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    completed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    valid: Mapped[bool | None] = mapped_column(nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)

@@ -39,12 +39,11 @@ from jisr.core.crypto import jws, keystore
 from jisr.core.errors import InvalidInput, NotFound
 from jisr.core.i18n import _
 from jisr.core.instance import Node
-from jisr.credentials import doctypes, sdjwt
+from jisr.credentials import doctypes, sdjwt, vcjose
 from jisr.credentials.errors import (
     CredentialAlreadyRevoked,
     CredentialNotFound,
     DocumentTypeNotIssuedHere,
-    FormatNotSupported,
     InvalidHolderKey,
     StatusListError,
     StatusListFull,
@@ -193,17 +192,14 @@ def issue_credential(
     actor: str | None = None,
     now: dt.datetime | None = None,
 ) -> Issued:
-    """Issue ``doc_type`` to the person ``national_id`` as an SD-JWT VC.
+    """Issue ``doc_type`` to the person ``national_id`` as an SD-JWT VC (``format``
+    ``sd-jwt``) or a W3C VC 2.0 ``vc+jwt`` (``vc-jose``, see ``jisr.credentials.vcjose``).
 
     ``register`` is a session of the node holding the population register (idp);
     ``holder_key`` is the holder's public JWK, bound with ``cnf.jwk``.
     """
     if format not in FORMATS:
-        raise InvalidInput(_("Unknown format {format}; use sd-jwt."), format=format)
-    if format != "sd-jwt":
-        raise FormatNotSupported(
-            _("The {format} format is not supported yet; use sd-jwt."), format=format
-        )
+        raise InvalidInput(_("Unknown format {format}; use sd-jwt or vc-jose."), format=format)
     doc = doctypes.get_type(doc_type)
     settings = node.settings
     if doc.country != settings.instance_code[:2]:
@@ -232,11 +228,26 @@ def issue_credential(
     }
     if holder_key is not None:
         clear["cnf"] = {"jwk": dict(holder_key)}
-    payload, disclosures = sdjwt.build_payload(
-        sdjwt.all_disclosable(clear | doc.claims_for(person))
-    )
-    token = jws.sign_compact(payload, key, typ=sdjwt.SD_JWT_VC_TYP)
     credential_id = str(uuid.uuid4())
+    if format == "vc-jose":
+        document = vcjose.build_payload(
+            credential_id=credential_id,
+            issuer=clear["iss"],
+            vct=clear["vct"],
+            valid_from=issued_at,
+            valid_until=expires_at,
+            subject=doc.claims_for(person),
+            status_uri=status_list_uri(public_url, status_list.name),
+            status_index=index,
+            holder_key=holder_key,
+        )
+        token = jws.sign_compact(document, key, typ=vcjose.VC_JWT_TYP, headers={"cty": "vc"})
+    else:
+        payload, disclosures = sdjwt.build_payload(
+            sdjwt.all_disclosable(clear | doc.claims_for(person))
+        )
+        token = "~".join((jws.sign_compact(payload, key, typ=sdjwt.SD_JWT_VC_TYP), *disclosures))
+        token += "~"
     session.add(
         IssuedCredential(
             credential_id=credential_id,
@@ -268,7 +279,7 @@ def issue_credential(
         credential_id=credential_id,
         format=format,
         doc_type=doc.name,
-        token="~".join((token, *disclosures)) + "~",
+        token=token,
         issued_at=issued_at,
         expires_at=expires_at,
     )

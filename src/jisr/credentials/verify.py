@@ -373,8 +373,20 @@ class Verifier:
         aud: str | None = None,
         require_key_binding: bool | None = None,
     ) -> VerificationResult:
-        """Check ``presentation`` (SD-JWT or SD-JWT+KB). ``nonce``/``aud``, when given, make
-        key binding required (as ``require_key_binding=True`` does)."""
+        """Check ``presentation`` (SD-JWT or SD-JWT+KB, or a W3C ``vc+jwt``: see
+        ``jisr.credentials.vcjose``). ``nonce``/``aud``, when given, make key binding
+        required (as ``require_key_binding=True`` does)."""
+        if "~" not in presentation:
+            from jisr.credentials import vcjose
+
+            if vcjose.is_vc_jose(presentation):
+                return vcjose.verify(
+                    self,
+                    presentation,
+                    nonce=nonce,
+                    aud=aud,
+                    require_key_binding=require_key_binding,
+                )
         now = self.clock()
         try:
             parsed = sdjwt.parse(presentation)

@@ -20,7 +20,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import REGISTRY_NODE, Instance, init_instance
-from jisr.demo import credentials, exchange, login, people, servers
+from jisr.demo import credentials, exchange, federation, login, people, servers
 
 COUNTRIES: dict[str, str] = {"MA": "Jisr Maroc — المغرب", "QA": "Jisr Qatar — قطر"}
 
@@ -212,6 +212,7 @@ STEPS: list[Step] = [
     login.login_step,
     certificates,
     signed_statement,
+    federation.federation_step,
     credentials.credentials_step,
     exchange.exchange_step,
     verify_audit,

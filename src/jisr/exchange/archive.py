@@ -25,16 +25,8 @@ and every checkpoint against a key of ``jwks.json`` certified by one of those ce
 then the records with ``jisr.core.audit.verify_exported`` starting from the seal's link and
 ending at the seal's last record. It reports the first broken record of each gateway.
 
-What a period archive proves
-----------------------------
-The records of the period form an unbroken chain starting from the link (the hash of the
-record just before the period); every checkpoint inside the period proves, with the gateway's
-signature at the time it was written, the records up to it; the seal proves what the log held
-at export time up to the period's last record (the records after the last checkpoint rest on
-it alone). It does not prove the history before the period: compare its link with the last
-record of the previous period's archive (or a checkpoint), and archives of consecutive
-periods chain into the whole log. Revocation of a signing certificate after the fact is not
-checked offline (no CRL is carried).
+What a period archive proves (the link, the checkpoints inside it, the seal; not the history
+before it) is explained in ``docs/exchange.md`` ("Archives").
 """
 
 from __future__ import annotations
@@ -507,11 +499,4 @@ def _verify_gateway(
     return report
 
 
-__all__ = [
-    "FORMAT",
-    "ArchiveReport",
-    "ArchiveSummary",
-    "GatewayReport",
-    "export_archive",
-    "verify_archive",
-]
+__all__ = ["FORMAT", "ArchiveReport", "ArchiveSummary", "export_archive", "verify_archive"]

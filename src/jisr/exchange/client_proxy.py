@@ -4,8 +4,9 @@
 Refuses a bad path or protocol version, a missing or malformed client identifier
 (``X-Road-Client``, else ``Information-Mediator-Client`` or ``X-GovStack-Client``), a client
 that is not a subsystem of this gateway's member, another instance, an unknown service, an
-outdated configuration and an oversized body; signs the request envelope, logs it, sends it
-to the provider's gateway (its TLS certificate checked against the configuration), verifies
+outdated configuration and an oversized body; signs the request envelope, logs it (the commit
+runs while the request travels, and nothing is answered before it ends), sends it to the
+provider's gateway (its TLS certificate checked against the configuration), verifies
 the signed response (signature, request hash, id, status, body digest), logs it and answers.
 ``X-Road-Id`` is generated when missing. ``/listClients`` and the metaservices
 (``/r1/…/SUBSYSTEM/listMethods|allowedMethods|getOpenAPI``) are answered here
@@ -14,6 +15,7 @@ the signed response (signature, request hash, id, status, body digest), logs it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -169,13 +171,24 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         body=body,
     )
     call.signature = signature
-    await runtime.log(
-        "request.out",
-        {"id": call.id, "to": provider.name, "signature": signature, **runtime.body_fields(body)},
-        actor=call.client,
-        subject=call.service,
+    # Committed while the request travels; nothing is answered before it is (``finally``).
+    logged = asyncio.ensure_future(
+        runtime.log(
+            "request.out",
+            {
+                "id": call.id,
+                "to": provider.name,
+                "signature": signature,
+                **runtime.body_fields(body),
+            },
+            actor=call.client,
+            subject=call.service,
+        )
     )
-    status, headers, answer = await _send(request, runtime, provider, signature, path, body)
+    try:
+        status, headers, answer = await _send(request, runtime, provider, signature, path, body)
+    finally:
+        await logged
     expected_hash = envelope.request_hash(signature, body)
     answer_signature = headers.get(envelope.SIGNATURE_HEADER)
     if not answer_signature:

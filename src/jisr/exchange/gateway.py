@@ -18,9 +18,9 @@ and ``server_proxy``):
   record is committed, so an acknowledged message is logged. Records are group-committed: one
   writer (a worker thread) appends every record waiting at that moment in one transaction
   (``append_many``) and commits, then wakes all their callers; what arrives meanwhile waits
-  for the next commit. A record's ``before(session)`` (the replay guard) runs in its own
-  savepoint of that transaction: its failure refuses that record only. Should the batch
-  fail as a whole, each record is retried in a transaction of its own.
+  for the next commit. A record's ``before(session)`` (the replay guard) runs in that
+  transaction first; should anything fail (a replayed id), the batch is rolled back and each
+  record retried in a transaction of its own, so the failure refuses that record only.
 
 The signing key, the checkpoint signer and successful certificate checks are kept in memory
 (a check for at most ``CERTIFICATE_CHECK_SECONDS``, never past the certificate's expiry, and
@@ -236,22 +236,16 @@ class GatewayRuntime:
         return {}
 
     def _append(self, batch: list[_Pending]) -> None:
-        """One transaction for the whole batch (runs in a worker thread)."""
+        """One transaction for the whole batch (runs in a worker thread). Optimistic: any
+        error (a replayed id, say) aborts it, and ``_write`` retries each record alone."""
         with self.node.session() as session:
-            entries = []
             for item in batch:
                 if item.before is not None:
-                    try:
-                        with session.begin_nested():
-                            item.before(session)
-                    except Exception as error:  # this record is refused, the others go on
-                        item.error = error
-                        continue
-                entries.append(item.entry)
+                    item.before(session)
             audit.append_many(
                 session,
                 MESSAGE_LOG,
-                entries,
+                [item.entry for item in batch],
                 signer=self.checkpoint_signer,
                 checkpoint_every=self.settings.audit_checkpoint_every,
             )

@@ -42,7 +42,11 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
         "jisr.identity.oidc.client_api:router",
         "jisr.identity.oidc.views:router",
     ),
-    "portal": ("jisr.credentials.api:router",),
+    "portal": (
+        "jisr.credentials.api:router",
+        "jisr.credentials.trust:router",
+        "jisr.credentials.oid4vc_api:router",
+    ),
 }
 
 

@@ -1,0 +1,47 @@
+"""Federation agreements between instances: one definition used by ``exchange`` (which
+services each side opens) and ``credentials`` (which credential types each side accepts,
+which trust-list keys are pinned). See ``jisr.core.federation.service``."""
+
+from jisr.core.federation.service import (
+    AGREEMENT_TYP,
+    FEDERATION_PURPOSE,
+    TRUST_LIST_PURPOSE,
+    Agreement,
+    AgreementExpired,
+    AgreementNotFound,
+    AgreementRefused,
+    FederationError,
+    Party,
+    agreement_with,
+    countersign,
+    install_agreement,
+    list_agreements,
+    make_offer,
+    peer_documents,
+    registry_key_thumbprint,
+    store_peer_document,
+    trust_list_key,
+    verify_agreement,
+)
+
+__all__ = [
+    "AGREEMENT_TYP",
+    "FEDERATION_PURPOSE",
+    "TRUST_LIST_PURPOSE",
+    "Agreement",
+    "AgreementExpired",
+    "AgreementNotFound",
+    "AgreementRefused",
+    "FederationError",
+    "Party",
+    "agreement_with",
+    "countersign",
+    "install_agreement",
+    "list_agreements",
+    "make_offer",
+    "peer_documents",
+    "registry_key_thumbprint",
+    "store_peer_document",
+    "trust_list_key",
+    "verify_agreement",
+]

@@ -1,0 +1,109 @@
+"""Demo step: MA and QA federate, and QA verifies an MA birth certificate across the border.
+
+``federation_step(world)`` (run it before ``credentials_step``; it needs only the served
+instances and the register of MA): the two registries exchange their key thumbprints out of
+band, MA offers an agreement (QA accepts MA birth certificates), QA countersigns, both
+install it (skipped when a valid one is already installed: the step is idempotent on a
+reused world). QA then fetches MA's trust list over HTTP, verified against the pinned
+trust-list key. MA issues a birth certificate; QA verifies it with no call to MA's verifier
+or registry (only MA's status list, through the TTL cache); MA prints it as a QR (PNG in the
+demo directory) and QA verifies the printed copy from the image.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jisr.core import federation
+from jisr.core.instance import REGISTRY_NODE, Instance
+from jisr.credentials import qr, service, trust
+from jisr.credentials.verify import VerificationResult
+from jisr.demo.people import FATIMA
+
+if TYPE_CHECKING:
+    from jisr.demo.scenario import World
+
+ACCEPTED_FROM_MA = ["birth-certificate", "residence-certificate"]
+ACCEPTED_FROM_QA = ["residence-permit"]
+
+
+def _thumbprint(instance: Instance) -> str:
+    registry = instance.node(REGISTRY_NODE)
+    with registry.session() as session:
+        return federation.registry_key_thumbprint(session, node=registry)
+
+
+def _agree(world: World) -> str:
+    ma, qa = world.instances["MA"], world.instances["QA"]
+    with qa.node(REGISTRY_NODE).session() as session:
+        try:
+            found = federation.agreement_with(session, peer="MA")
+            return f"reusing agreement {found.id}"
+        except federation.FederationError:
+            pass
+    ma_kid, qa_kid = _thumbprint(ma), _thumbprint(qa)
+    with ma.node(REGISTRY_NODE).session() as session:
+        offer = federation.make_offer(
+            session,
+            node=ma.node(REGISTRY_NODE),
+            peer="QA",
+            peer_key_thumbprint=qa_kid,
+            accept_types=ACCEPTED_FROM_QA,
+            peer_accept_types=ACCEPTED_FROM_MA,
+        )
+    with qa.node(REGISTRY_NODE).session() as session:
+        document = federation.countersign(
+            session, node=qa.node(REGISTRY_NODE), offer=offer, peer_key_thumbprint=ma_kid
+        )
+    agreement_id = ""
+    for instance in (ma, qa):
+        with instance.node(REGISTRY_NODE).session() as session:
+            agreement_id = federation.install_agreement(
+                session, node=instance.node(REGISTRY_NODE), document=document
+            ).id
+    return f"signed by both registries and installed on both sides: {agreement_id}"
+
+
+def _verify_in_qa(world: World, document: str, *, printed: bool) -> VerificationResult:
+    qa = world.instances["QA"]
+    portal = qa.node(service.ISSUER_NODE)
+    with portal.session() as session, qa.node(REGISTRY_NODE).session() as registry:
+        # Whom to trust comes from MA's pinned trust list; only the status list is fetched.
+        verifier = trust.federated_verifier(session, node=portal, registry=registry)
+        return verifier.verify_qr(document) if printed else verifier.verify(document)
+
+
+def federation_step(world: World) -> None:
+    world.step("MA and QA sign a federation agreement; QA verifies an MA document through it")
+    ma, qa = world.instances["MA"], world.instances["QA"]
+    world.say(f"registries exchange key thumbprints out of band: MA {_thumbprint(ma)[:12]}…")
+    world.say(f"agreement (QA accepts {', '.join(ACCEPTED_FROM_MA)} from MA): {_agree(world)}")
+    with qa.node(REGISTRY_NODE).session() as session:
+        payload = trust.fetch_trust_list(
+            session, node=qa.node(REGISTRY_NODE), peer="MA", base_url=world.url("MA")
+        )
+    world.say(
+        f"QA fetched MA's trust list over HTTP ({len(payload['issuers'])} issuers), "
+        "verified with the pinned trust-list key"
+    )
+    portal = ma.node(service.ISSUER_NODE)
+    with ma.node("idp").session() as register, portal.session() as session:
+        issued = service.issue_credential(
+            session,
+            node=portal,
+            register=register,
+            doc_type="birth-certificate",
+            national_id=FATIMA["national_id"],
+            actor="demo",
+        )
+    result = _verify_in_qa(world, issued.token, printed=False)
+    if not result.valid:
+        raise RuntimeError(f"QA refused the MA birth certificate: {result.failed}")
+    world.say(f"QA verifies MA birth certificate {issued.credential_id}: valid (no call to MA)")
+    with portal.session() as session:
+        text = qr.printed_document(session, node=portal, token=issued.token)
+    png = qr.render(text, world.directory / "birth-certificate-qr.png")
+    result = _verify_in_qa(world, qr.read_image(png.read_bytes()), printed=True)
+    if not result.valid:
+        raise RuntimeError(f"QA refused the printed MA birth certificate: {result.failed}")
+    world.say(f"printed as a QR ({len(text)} characters): {png}; QA reads the image: valid")
