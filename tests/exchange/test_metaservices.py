@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,7 +42,10 @@ def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
     try:
         registry = made.instance.node(REGISTRY_NODE)
         with registry.session() as session:
-            for extra, document in ((LOOKUP, DOCUMENT), (SPARE, DOCUMENT.replace("Lookup", "S"))):
+            # The spare document is unique to this world: gateways cache documents by SHA-256
+            # for the whole process, and the SQLite and PostgreSQL worlds share a process.
+            made.spare_document = DOCUMENT.replace("Lookup", f"S-{uuid.uuid4().hex}")  # type: ignore[attr-defined]
+            for extra, document in ((LOOKUP, DOCUMENT), (SPARE, made.spare_document)):  # type: ignore[attr-defined]
                 service.add_service(
                     session, service=extra, base_url=made.provider.url, openapi=document
                 )
@@ -80,7 +84,7 @@ def test_a_document_changed_at_the_registry_is_refused(world: ExchangeWorld) -> 
         assert "configuration lists" in refused.json()["message"]
     finally:
         with registry.engine.begin() as connection:
-            connection.execute(update, {"doc": DOCUMENT.replace("Lookup", "S")})
+            connection.execute(update, {"doc": world.spare_document})  # type: ignore[attr-defined]
 
 
 def test_list_methods(world: ExchangeWorld) -> None:
