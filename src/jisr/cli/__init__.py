@@ -74,11 +74,13 @@ def _register() -> None:
     from jisr.credentials import cli as credentials_cli
     from jisr.exchange import cli as exchange_cli
     from jisr.identity import cli as identity_cli
+    from jisr.services import cli as services_cli
 
     core.register(app)
     app.add_typer(identity_cli.app, name="identity")
     app.add_typer(exchange_cli.app, name="exchange")
     app.add_typer(credentials_cli.app, name="credentials")
+    app.add_typer(services_cli.app, name="services")
     federation.register(app)
     demo.register(app)
 

@@ -2,5 +2,6 @@
 administrative procedures, e-forms, applications and their workflow, once-only evidence
 retrieval through the exchange, simplification statistics.
 
-This building block is planned; see docs/architecture.md for its place in the map.
+First slice: the catalogue (``service``, ``schemas``, ``catalogue/``), ``jisr services`` and
+the read API (``api``); see docs/services.md. Applications and evidence retrieval are planned.
 """

@@ -46,6 +46,7 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
         "jisr.credentials.api:router",
         "jisr.credentials.trust:router",
         "jisr.credentials.oid4vc_api:router",
+        "jisr.services.api:router",
     ),
 }
 
