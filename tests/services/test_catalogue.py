@@ -81,10 +81,6 @@ def test_ids_unique_and_loaded() -> None:
     assert list(service.catalogue().procedures) == sorted(ids, key=lambda i: (i[:2].upper(), i))
 
 
-@pytest.mark.xfail(
-    reason="first slice: the catalogue is still below 50 MA and 30 QA procedures",
-    strict=True,
-)
 def test_counts() -> None:
     assert len(service.list_procedures("MA")) >= 50
     assert len(service.list_procedures("QA")) >= 30
