@@ -8,10 +8,13 @@ normalised *keys*).
 
 ``normalize_arabic`` applies, in this order:
 
-1. Unicode NFKC: presentation forms (``ﻻ``, ``ﷲ``…) become ordinary letters;
-2. invisible marks removed: ZWJ/ZWNJ, bidi marks (LRM, RLM, ALM, embeddings, isolates), BOM;
+1. invisible marks removed: ZWJ/ZWNJ, bidi marks (LRM, RLM, ALM, embeddings, isolates), BOM
+   (first: a mark between two combining signs would otherwise keep NFKC from ordering them,
+   and the second pass would order them differently — found by the hypothesis test);
+2. Unicode NFKC: presentation forms (``ﻻ``, ``ﷲ``…) become ordinary letters;
 3. diacritics removed: harakat and tanwin (U+064B–U+065F), the superscript alef (U+0670),
-   Quranic annotation marks (U+06D6–U+06ED) and tatweel (U+0640);
+   honorific signs and small vowels (U+0610–U+061A), Quranic annotation marks
+   (U+06D6–U+06ED) and tatweel (U+0640);
 4. letters folded: ``أ إ آ ٱ`` → ``ا``; ``ؤ`` → ``و``; ``ئ`` → ``ي``; a lone ``ء`` is dropped;
    ``ى`` → ``ي``; ``ة`` → ``ه``; Persian/Urdu ``ک`` → ``ك`` and ``ی`` → ``ي``;
 5. digits: Arabic-Indic (``٠``–``٩``) and extended Arabic-Indic (``۰``–``۹``) → ``0``–``9``;
@@ -33,7 +36,7 @@ _INVISIBLE = dict.fromkeys(
         "\u2066\u2067\u2068\u2069\ufeff",
     )
 )
-_DIACRITICS = re.compile("[\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+_DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _LETTERS = str.maketrans(
     {
         "\u0623": "\u0627",  # أ → ا
@@ -86,8 +89,8 @@ def contains_arabic(text: str) -> bool:
 
 def normalize_arabic(text: str) -> str:
     """The search form of ``text`` (every rule of the module docstring, idempotent)."""
-    text = unicodedata.normalize("NFKC", text)
     text = strip_invisible(text)
+    text = unicodedata.normalize("NFKC", text)
     text = strip_diacritics(text)
     text = fold_letters(text)
     text = western_digits(text)

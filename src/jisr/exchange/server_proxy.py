@@ -18,15 +18,10 @@ import uuid
 from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from yarl import URL
 
-from jisr.core.clock import utcnow
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.exchange import envelope
@@ -34,7 +29,6 @@ from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.globalconf import GlobalConf, PeerGateway
 from jisr.exchange.identifiers import SubsystemId
-from jisr.exchange.models import SeenMessage
 from jisr.exchange.proxy import (
     HTTP,
     JSON_TYPE,
@@ -57,12 +51,13 @@ def _allowed(conf: GlobalConf, service: str, client: str, method: str, path: str
     return False
 
 
-def _peer_certificate(transport: Any) -> x509.Certificate | None:
+def _peer_certificate(transport: Any) -> bytes | None:
+    """The TLS client certificate, DER-encoded."""
     if transport is None:
         return None
     ssl_object = transport.get_extra_info("ssl_object")
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return x509.load_der_x509_certificate(der) if der else None
+    return bytes(der) if der else None
 
 
 async def handle_peer(request: web.Request) -> web.StreamResponse:
@@ -103,14 +98,16 @@ async def handle_peer(request: web.Request) -> web.StreamResponse:
 
 def _sender(request: web.Request, runtime: GatewayRuntime, conf: GlobalConf) -> PeerGateway:
     peer = _peer_certificate(request.transport)
-    sender = conf.gateway_by_tls_certificate(peer.public_bytes(Encoding.DER)) if peer else None
-    if peer is None or sender is None:
+    sender = conf.gateway_by_tls_certificate(peer) if peer else None
+    if sender is None:
         raise XRoadFault(
             "Server.ServerProxy.SslAuthenticationFailed",
             "The TLS client certificate is not the certificate of any gateway of the instance.",
         )
     try:
-        runtime.check_certificate(peer, ca.CertificateUsage.TLS, conf)
+        # The listed certificate has exactly the presented DER, and is parsed once per
+        # configuration instead of once per request.
+        runtime.check_certificate(sender.tls_certificate, ca.CertificateUsage.TLS, conf)
     except CertificateRefused as refused:
         raise XRoadFault(
             "Server.ServerProxy.SslAuthenticationFailed",
@@ -191,11 +188,6 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         )
     request_hash = envelope.request_hash(signature, body)
 
-    def remember(session: Session) -> None:  # a plain INSERT: the unique key refuses a replay
-        session.execute(
-            sa.insert(SeenMessage).values(client=str(client), message_id=call.id, seen_at=utcnow())
-        )
-
     try:
         await runtime.log(
             "request.in",
@@ -207,7 +199,7 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
             },
             actor=call.client,
             subject=call.service,
-            before=remember,
+            seen=(str(client), call.id),  # the unique key refuses a replay
         )
     except IntegrityError as error:
         raise XRoadFault(

@@ -21,6 +21,7 @@ from jisr.core.audit.service import (
     verify_all,
     verify_chain,
     verify_exported,
+    write_many,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "verify_all",
     "verify_chain",
     "verify_exported",
+    "write_many",
 ]

@@ -83,12 +83,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from jisr.core.audit._canonical import (
     GENESIS_HASH,
@@ -165,18 +166,78 @@ def append_many(
 
     Every entry is checked before anything is written. With a ``signer``, a checkpoint is
     written at each new record whose seq is a multiple of ``checkpoint_every`` (default: the
-    ``audit_checkpoint_every`` setting).
+    ``audit_checkpoint_every`` setting). The records are written with SQLAlchemy Core (one
+    multi-row INSERT, no unit of work) and returned as detached ``AuditRecord`` objects,
+    ids included; ``write_many`` does the same without building them.
     """
+    rows = _write(session, chain, entries, signer, checkpoint_every, want_ids=True)
+    return [AuditRecord(**row) for row in rows]
+
+
+def write_many(
+    session: Session,
+    chain: str,
+    entries: Iterable[AuditEntry],
+    *,
+    signer: CheckpointSigner | None = None,
+    checkpoint_every: int | None = None,
+) -> int:
+    """``append_many`` for hot paths (the gateways' message log): the same records, hashes,
+    checkpoints and lock, but no record objects nor ids read back; returns the new head seq
+    (0 when ``entries`` is empty and the chain does not exist)."""
+    rows = _write(session, chain, entries, signer, checkpoint_every, want_ids=False)
+    return int(rows[-1]["seq"]) if rows else 0
+
+
+# The hot path runs prebuilt Core statements on the session's connection: the ORM unit of
+# work cost 0.96 ms CPU for one record in its own transaction (0.19 ms per record in a batch
+# of 8), most of it flush bookkeeping (measured with a micro-benchmark of the gateway's
+# ``_append``). Measured: 0.96 -> 0.29 ms CPU for one record in its own transaction, 0.19 ->
+# 0.07 ms per record in a batch of 8 (``write_many``, no ids read back).
+_CHAINS = cast(sa.Table, AuditChain.__table__)
+_RECORDS = cast(sa.Table, AuditRecord.__table__)
+_CHECKPOINTS = cast(sa.Table, AuditCheckpoint.__table__)
+_SELECT_HEAD = (
+    sa.select(_CHAINS.c.head_seq, _CHAINS.c.head_hash)
+    .where(_CHAINS.c.name == sa.bindparam("chain"))
+    .with_for_update()
+)
+_UPDATE_HEAD = (
+    sa.update(_CHAINS)
+    .where(_CHAINS.c.name == sa.bindparam("chain"))
+    .values(
+        head_seq=sa.bindparam("seq"),
+        head_hash=sa.bindparam("hash"),
+        updated_at=sa.bindparam("now", type_=_CHAINS.c.updated_at.type),
+    )
+)
+_INSERT_RECORDS = sa.insert(_RECORDS)
+_INSERT_RECORDS_RETURNING = sa.insert(_RECORDS).returning(
+    _RECORDS.c.id, sort_by_parameter_order=True
+)
+_INSERT_CHECKPOINTS = sa.insert(_CHECKPOINTS)
+
+
+def _write(
+    session: Session,
+    chain: str,
+    entries: Iterable[AuditEntry],
+    signer: CheckpointSigner | None,
+    checkpoint_every: int | None,
+    *,
+    want_ids: bool,
+) -> list[dict[str, Any]]:
     _check_text("chain", chain, _MAX_CHAIN)
     now = utcnow()
     prepared = [_prepare(entry, now) for entry in entries]
     if not prepared:
         return []
     every = _checkpoint_every(signer, checkpoint_every)
-    head = _lock_head(session, chain, now)
-    seq, prev_hash = head.head_seq, head.head_hash
-    records: list[AuditRecord] = []
-    checkpoints: list[AuditCheckpoint] = []
+    session.flush()  # objects the caller added go first, as the unit of work would order them
+    connection = session.connection()
+    seq, prev_hash = _lock_head(session, connection, chain, now)
+    rows: list[dict[str, Any]] = []
+    checkpoints: list[dict[str, Any]] = []
     for entry, created_at, data in prepared:
         seq += 1
         digest = record_hash(
@@ -189,27 +250,43 @@ def append_many(
             data=data,
             prev_hash=prev_hash,
         )
-        records.append(
-            AuditRecord(
-                chain=chain,
-                seq=seq,
-                created_at=created_at,
-                event=entry.event,
-                actor=entry.actor,
-                subject=entry.subject,
-                data=data,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+        rows.append(
+            {
+                "chain": chain,
+                "seq": seq,
+                "created_at": created_at,
+                "event": entry.event,
+                "actor": entry.actor,
+                "subject": entry.subject,
+                "data": data,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
         )
         if signer is not None and every is not None and seq % every == 0:
-            checkpoints.append(_signed_checkpoint(chain, seq, digest, now, signer))
+            checkpoints.append(_checkpoint_values(chain, seq, digest, now, signer))
         prev_hash = digest
-    head.head_seq, head.head_hash, head.updated_at = seq, prev_hash, now
-    session.add_all(records)
-    session.add_all(checkpoints)
-    session.flush()
-    return records
+    if want_ids and len(rows) == 1:
+        key = connection.execute(_INSERT_RECORDS, rows[0]).inserted_primary_key
+        rows[0]["id"] = key[0] if key is not None else None
+    elif want_ids:
+        ids = connection.execute(_INSERT_RECORDS_RETURNING, rows).scalars().all()
+        for row, row_id in zip(rows, ids, strict=True):
+            row["id"] = row_id
+    else:
+        connection.execute(_INSERT_RECORDS, rows)
+    if checkpoints:
+        connection.execute(_INSERT_CHECKPOINTS, checkpoints)
+    connection.execute(_UPDATE_HEAD, {"chain": chain, "seq": seq, "hash": prev_hash, "now": now})
+    _expire_head(session, chain)
+    return rows
+
+
+def _expire_head(session: Session, chain: str) -> None:
+    """A head this session loaded earlier (``session.get``) would now be stale."""
+    loaded = session.identity_map.get(identity_key(AuditChain, chain))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def checkpoint(
@@ -290,10 +367,13 @@ def _head_for_update(chain: str) -> sa.Select[AuditChain]:
     )
 
 
-def _lock_head(session: Session, chain: str, now: dt.datetime) -> AuditChain:
-    head = session.scalars(_head_for_update(chain)).one_or_none()
-    if head is not None:
-        return head
+def _lock_head(
+    session: Session, connection: sa.Connection, chain: str, now: dt.datetime
+) -> tuple[int, str]:
+    """Lock the head of ``chain`` (creating it on first use) and return its seq and hash."""
+    row = connection.execute(_SELECT_HEAD, {"chain": chain}).one_or_none()
+    if row is not None:
+        return int(row.head_seq), str(row.head_hash)
     values = {
         "name": chain,
         "head_seq": 0,
@@ -301,30 +381,42 @@ def _lock_head(session: Session, chain: str, now: dt.datetime) -> AuditChain:
         "created_at": now,
         "updated_at": now,
     }
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
     if dialect in ("postgresql", "sqlite"):
         # A concurrent first append blocks here until the other commits, then does nothing.
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(AuditChain).values(values).on_conflict_do_nothing())
+        connection.execute(insert(_CHAINS).values(values).on_conflict_do_nothing())
     else:  # pragma: no cover - other databases
         try:
             with session.begin_nested():
-                session.add(AuditChain(**values))
+                connection.execute(sa.insert(_CHAINS).values(values))
         except IntegrityError:
             pass
-    return session.scalars(_head_for_update(chain)).one()
+    row = connection.execute(_SELECT_HEAD, {"chain": chain}).one()
+    return int(row.head_seq), str(row.head_hash)
+
+
+def _checkpoint_values(
+    chain: str, seq: int, digest: str, at: dt.datetime, signer: CheckpointSigner
+) -> dict[str, Any]:
+    kid = signer.kid
+    if not kid or len(kid) > _MAX_KID:
+        raise InvalidInput(f"The checkpoint signer's kid must have 1 to {_MAX_KID} characters.")
+    payload = checkpoint_payload(chain=chain, seq=seq, hash=digest, iat=int(at.timestamp()))
+    return {
+        "chain": chain,
+        "seq": seq,
+        "hash": digest,
+        "created_at": at,
+        "kid": kid,
+        "signature": signer.sign(payload),
+    }
 
 
 def _signed_checkpoint(
     chain: str, seq: int, digest: str, at: dt.datetime, signer: CheckpointSigner
 ) -> AuditCheckpoint:
-    kid = signer.kid
-    if not kid or len(kid) > _MAX_KID:
-        raise InvalidInput(f"The checkpoint signer's kid must have 1 to {_MAX_KID} characters.")
-    payload = checkpoint_payload(chain=chain, seq=seq, hash=digest, iat=int(at.timestamp()))
-    return AuditCheckpoint(
-        chain=chain, seq=seq, hash=digest, created_at=at, kid=kid, signature=signer.sign(payload)
-    )
+    return AuditCheckpoint(**_checkpoint_values(chain, seq, digest, at, signer))
 
 
 # --- verifying ---------------------------------------------------------------------------
