@@ -33,3 +33,15 @@ def test_level_filters(monkeypatch: pytest.MonkeyPatch) -> None:
     get_logger("jisr.test").info("quiet")
     get_logger("jisr.test").warning("loud")
     assert "quiet" not in out.getvalue() and "loud" in out.getvalue()
+
+
+def test_logging_is_configured_in_one_place() -> None:
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "src" / "jisr"
+    offenders = [
+        str(path.relative_to(source))
+        for path in source.rglob("*.py")
+        if "structlog.configure(" in path.read_text(encoding="utf-8") and path.name != "logging.py"
+    ]
+    assert not offenders, f"configure logs with jisr.core.logging.configure_logging: {offenders}"

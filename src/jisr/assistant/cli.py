@@ -18,7 +18,6 @@ import sys
 from enum import StrEnum
 from typing import Any
 
-import structlog
 import typer
 
 from jisr.assistant import service
@@ -26,6 +25,8 @@ from jisr.assistant.errors import AssistantError
 from jisr.assistant.index import Progress
 from jisr.core.errors import JisrError
 from jisr.core.i18n import _
+from jisr.core.logging import configure_logging
+from jisr.core.settings import load_settings
 
 
 class CountryChoice(StrEnum):
@@ -81,7 +82,7 @@ def ask(
     if batch and question is not None:
         raise typer.BadParameter("--batch reads the questions on stdin: give no QUESTION.")
     # standard output carries answers only (JSON lines with --batch): logs go to stderr
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    configure_logging(load_settings())
     service.warm(_progress_bar())
     default_country = country.value if country else None
     if batch:
