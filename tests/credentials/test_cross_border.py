@@ -163,3 +163,21 @@ def test_an_expired_agreement(world: tuple[Any, Any]) -> None:
     assert failed(_check(qa, issued.token, now=after))["issuer"] == "untrusted-issuer"
     with qa.node(REGISTRY_NODE).session() as r, pytest.raises(federation.AgreementExpired):
         federation.agreement_with(r, peer="MA", now=after)
+
+
+def test_the_verify_api_trusts_federated_issuers(world: tuple[Any, Any]) -> None:
+    """POST /api/credentials/verify at QA checks an MA document through the agreement (MA is
+    not served here, so only its status list is out of reach: that check alone fails)."""
+    from fastapi.testclient import TestClient
+
+    from jisr.web import create_app
+
+    ma, qa = world
+    issued = _issue(ma)
+    response = TestClient(create_app(qa)).post(
+        "/api/credentials/verify", json={"presentation": issued.token}
+    )
+    assert response.status_code == 200
+    checks = {c["check"]: c for c in response.json()["checks"]}
+    assert checks["issuer"]["ok"] and checks["signature"]["ok"], checks
+    assert [name for name, c in checks.items() if not c["ok"]] == ["status"]

@@ -28,13 +28,20 @@ from sqlalchemy.orm import Session
 
 from jisr.core.http import node, session_of
 from jisr.core.i18n import _
-from jisr.core.instance import Node
-from jisr.credentials import doctypes, service
+from jisr.core.instance import REGISTRY_NODE, Node
+from jisr.credentials import doctypes, service, trust
 from jisr.credentials.errors import MalformedCredential
 
 router = APIRouter(tags=["credentials"])
 
 SessionDep = Annotated[Session, session_of(service.ISSUER_NODE)]
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
 NodeDep = Annotated[Node, Depends(node(service.ISSUER_NODE))]
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found", **_PROBLEM}}
@@ -130,8 +137,9 @@ def status_list(name: str, session: SessionDep, portal: NodeDep) -> Response:
         }
     },
 )
-async def verify(request: Request, session: SessionDep, portal: NodeDep) -> dict[str, Any]:
-    body = await request.body()
+def verify(request: Request, body: RawBody, session: SessionDep, portal: NodeDep) -> dict[str, Any]:
+    # A sync handler (FastAPI runs it in a worker thread): the database work and the
+    # signature checks must not block the event loop; the body is read by ``_raw_body``.
     try:
         if request.headers.get("content-type", "").startswith("application/json"):
             parsed = VerifyRequest.model_validate(json.loads(body))
@@ -141,9 +149,17 @@ async def verify(request: Request, session: SessionDep, portal: NodeDep) -> dict
         raise MalformedCredential(
             _("The body is not a presentation: {reason}"), reason=str(error).splitlines()[0]
         ) from error
-    result = service.local_verifier(session, node=portal).verify(
-        parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud
-    )
+    registry: Node | None = request.app.state.nodes.get(REGISTRY_NODE)
+    if registry is None:  # the registry is served elsewhere: this instance's issuers only
+        result = service.local_verifier(session, node=portal).verify(
+            parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud
+        )
+    else:  # this instance's issuers and those of its federated peers
+        with registry.session() as registry_session:
+            verifier = trust.federated_verifier(session, node=portal, registry=registry_session)
+            result = verifier.verify(
+                parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud
+            )
     portal.record(
         session,
         "credential.verified",
