@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -152,9 +151,9 @@ class TestAuditVerify:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    from jisr.core.net import free_port
+
+    return free_port()
 
 
 @pytest.mark.db

@@ -9,7 +9,6 @@ Members: the civil registry (``MA/GOV/CIVIL-REGISTRY``, subsystem ``BIRTHS``, se
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 import uvicorn
 
 from jisr.core.instance import REGISTRY_NODE, Instance
+from jisr.core.net import free_port
 from jisr.demo import servers
 from jisr.exchange import provisioning, server, service
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
@@ -95,12 +95,6 @@ def serve_asgi(app: Any, port: int = 0) -> AsgiServer:
         time.sleep(0.02)
     bound = server_.servers[0].sockets[0].getsockname()[1]
     return AsgiServer(server_, thread, int(bound))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,6 @@ relying party (Authlib's OAuth 2 client) logging a citizen in over real HTTP."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,9 +27,9 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    from jisr.core.net import free_port
+
+    return free_port()
 
 
 @pytest.fixture(scope="module")

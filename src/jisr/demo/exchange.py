@@ -13,12 +13,12 @@ system's new port).
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from jisr.core.instance import REGISTRY_NODE, Instance
+from jisr.core.net import free_port
 from jisr.demo import civil_registry
 from jisr.exchange import provisioning, server, service
 from jisr.exchange.errors import ExchangeError
@@ -33,12 +33,6 @@ BIRTHS = SubsystemId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS")
 PORTAL = SubsystemId.parse("MA/GOV/ESERVICES/PORTAL")
 ANALYTICS = SubsystemId.parse("MA/GOV/ESERVICES/ANALYTICS")
 BIRTH_RECORD = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _keep(world: World, running: Any) -> None:
@@ -113,7 +107,7 @@ def exchange_step(world: World) -> None:
             provisioning.create_gateway(
                 instance,
                 member=member,
-                address=f"127.0.0.1:{_free_port()}",
+                address=f"127.0.0.1:{free_port()}",
                 registry_url=registry_url,
             )
             world.say(f"{name}: node created; the MA CA issued its TLS and signing certificates")
