@@ -17,6 +17,7 @@ import jisr
 from jisr.cli import app
 from jisr.cli.reference import reference
 from jisr.core.instance import Instance
+from jisr.core.net import free_port
 
 runner = CliRunner()
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -150,16 +151,10 @@ class TestAuditVerify:
         assert "registry/cli-test" in output and "BROKEN" in output
 
 
-def _free_port() -> int:
-    from jisr.core.net import free_port
-
-    return free_port()
-
-
 @pytest.mark.db
 @pytest.mark.slow
 def test_serve_answers_healthz(instance: Instance) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

@@ -23,19 +23,15 @@ from oidc_support import (
     verify_id_token,
 )
 
+from jisr.core.net import free_port
+
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    from jisr.core.net import free_port
-
-    return free_port()
 
 
 @pytest.fixture(scope="module")
 def idp(instance_factory: Any) -> Iterator[Idp]:
     instance = instance_factory("QA")
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     instance.settings.public_url = url
     served = Idp(instance=instance, running=SimpleNamespace(url=url))  # type: ignore[arg-type]
     register_client(served, "hukoomi-rp")
