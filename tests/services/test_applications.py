@@ -510,3 +510,37 @@ class TestFigures:
         assert stats.overall.applications == sum(f.applications for f in stats.procedures)
         assert stats.overall.country == "MA"
         assert json.dumps(stats.as_dict(), default=str)
+
+
+class TestStatsCli:
+    def test_json(self, world: Any) -> None:
+        from typer.testing import CliRunner
+
+        from jisr.cli import app
+
+        start(world, Source(everything=True), procedure="ma-life-certificate")
+        directory = str(world.settings.instance_dir)
+        result = CliRunner().invoke(
+            app, ["services", "stats", "--country", "MA", "--json", "--dir", directory]
+        )
+        assert result.exit_code == 0, result.output
+        figures = json.loads(result.stdout)
+        assert figures["overall"]["country"] == "MA" and figures["overall"]["applications"] >= 1
+        assert {f["country"] for f in figures["procedures"]} == {"MA"}
+        life = next(f for f in figures["procedures"] if f["procedure_id"] == "ma-life-certificate")
+        assert life["documents_fetched"] >= 1 and life["documents_asked"] == 0
+        text = CliRunner().invoke(app, ["services", "stats", "--dir", directory])
+        assert text.exit_code == 0 and "ma-life-certificate" in text.stdout
+
+    def test_refusals_are_sentences(self, world: Any, tmp_path: Any) -> None:
+        from typer.testing import CliRunner
+
+        from jisr.cli import app
+
+        directory = str(world.settings.instance_dir)
+        unknown = CliRunner().invoke(
+            app, ["services", "stats", "--procedure", "ma-nope", "--dir", directory]
+        )
+        assert unknown.exit_code != 0 and "ma-nope" in unknown.output
+        empty = CliRunner().invoke(app, ["services", "stats", "--dir", str(tmp_path)])
+        assert empty.exit_code != 0 and "jisr init" in empty.output

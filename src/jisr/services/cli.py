@@ -5,23 +5,36 @@ The command names and ``--json`` outputs are a contract other checks rely on:
 * ``list [--country MA|QA] [--json]``: ``--json`` prints a JSON array of the catalogue's
   procedures, each the whole entry (at least ``id``, ``country`` and ``title`` with ``ar``,
   ``fr``, ``en``), ordered by country then id;
-* ``show ID [--json]``: one procedure; ``--json`` prints the whole entry as an object.
+* ``show ID [--json]``: one procedure; ``--json`` prints the whole entry as an object;
+* ``stats [--country MA|QA] [--procedure ID] [--json] [--dir D]``: the simplification
+  figures from the applications of the instance's ``portal`` node; ``--json`` prints an
+  object ``{"overall": {...}, "procedures": [{...}, ...]}`` whose figures are
+  ``procedure_id``, ``country``, ``documents_required``, ``documents_fetchable``,
+  ``applications``, ``submitted``, ``decided``, ``approved``, ``rejected``, ``sent_back``,
+  ``documents_asked``, ``documents_fetched``, ``visits_avoided``, ``median_decision_hours``.
 
-The catalogue is files shipped with the code: no instance directory is needed.
+The catalogue is files shipped with the code: ``list`` and ``show`` need no instance
+directory; ``stats`` reads the instance (``--dir``, else ``JISR_INSTANCE_DIR`` or the
+settings' ``instance_dir``).
 """
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from jisr.services import service
+from jisr.core.instance import Instance
+from jisr.core.settings import get_settings
+from jisr.services import applications, service
 from jisr.services.schemas import Procedure
 
-app = typer.Typer(help="Online procedures: the catalogue of procedures.", no_args_is_help=True)
+app = typer.Typer(
+    help="Online procedures: the catalogue, applications' figures.", no_args_is_help=True
+)
 
 _JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 _LANGUAGE = typer.Option("en", "--language", "-l", help="Language of the text output: ar, fr, en.")
@@ -97,6 +110,50 @@ def show(
     say(f"Sources: {', '.join(procedure.sources)}")
     for item in procedure.uncertain:
         say(f"Uncertain: {item.field}: {item.note}")
+
+
+@app.command("stats")
+def stats(
+    country: CountryChoice | None = typer.Option(None, "--country", help="MA or QA."),
+    procedure: list[str] | None = typer.Option(
+        None, "--procedure", help="Only this procedure (repeatable)."
+    ),
+    as_json: bool = _JSON,
+    directory: Path | None = typer.Option(
+        None,
+        "--dir",
+        "-d",
+        envvar="JISR_INSTANCE_DIR",
+        help="The instance directory (made by `jisr init`); default: the settings'.",
+    ),
+) -> None:
+    """Simplification figures: documents asked versus fetched once-only, visits avoided,
+    median time from submission to decision, per procedure and overall."""
+    for wanted in procedure or ():
+        service.get_procedure(wanted)
+    instance = Instance.open(directory or get_settings().instance_dir)
+    try:
+        with instance.node("portal").session() as session:
+            figures = applications.simplification_figures(
+                session, country=country.value if country else None, procedure_ids=procedure
+            )
+    finally:
+        instance.close()
+    if as_json:
+        _print_json(figures.as_dict())
+        return
+    say = typer.echo
+    say(
+        "procedure\trequired\tfetchable\tapplications\tasked\tfetched\tvisits_avoided"
+        "\tmedian_decision_hours"
+    )
+    for f in [*figures.procedures, figures.overall]:
+        median = "-" if f.median_decision_hours is None else f"{f.median_decision_hours:g}"
+        say(
+            f"{f.procedure_id}\t{f.documents_required}\t{f.documents_fetchable}\t"
+            f"{f.applications}\t{f.documents_asked}\t{f.documents_fetched}\t"
+            f"{f.visits_avoided}\t{median}"
+        )
 
 
 __all__ = ["app"]
