@@ -16,6 +16,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -28,6 +29,9 @@ from jisr.services.schemas import (
     Procedure,
     RequiredDocument,
 )
+
+if TYPE_CHECKING:
+    from jisr.services.evidence import EvidenceSource
 
 CATALOGUE_DIR = Path(__file__).resolve().parent / "catalogue"
 SCHEMA_PATH = CATALOGUE_DIR / "schema.json"
@@ -120,14 +124,26 @@ def get_procedure(procedure_id: str) -> Procedure:
         raise ProcedureNotFound(_("No procedure {id} in the catalogue."), id=procedure_id) from None
 
 
-def documents_fetchable(procedure: Procedure) -> list[RequiredDocument]:
-    """The required documents another agency can supply through the exchange."""
-    return [d for d in procedure.required_documents if d.evidence_service]
+def _fetchable(document: RequiredDocument, source: EvidenceSource | None) -> bool:
+    service = document.evidence_service
+    return bool(service) and (source is None or source.available(str(service)))
 
 
-def documents_asked(procedure: Procedure) -> list[RequiredDocument]:
-    """The required documents the person must provide."""
-    return [d for d in procedure.required_documents if not d.evidence_service]
+def documents_fetchable(
+    procedure: Procedure, source: EvidenceSource | None = None
+) -> list[RequiredDocument]:
+    """The required documents another agency can supply through the exchange: those the
+    catalogue marks with ``evidence_service`` and, given ``source``, that it says are
+    available (``jisr.services.evidence``)."""
+    return [d for d in procedure.required_documents if _fetchable(d, source)]
+
+
+def documents_asked(
+    procedure: Procedure, source: EvidenceSource | None = None
+) -> list[RequiredDocument]:
+    """The required documents the person must provide: the rest (without ``source``, every
+    ``evidence_service`` is taken as published)."""
+    return [d for d in procedure.required_documents if not _fetchable(d, source)]
 
 
 GOVSTACK_VERSION = "1"
