@@ -3,6 +3,7 @@
 Hierarchy::
 
     AssistantError (JisrError, 400)
+    ├── QuestionTooLong (400)        a question over MAX_QUESTION_LENGTH characters
     └── AssistantUnavailable (503)   the embedding model cannot be loaded
 """
 
@@ -18,10 +19,25 @@ class AssistantError(JisrError):
     title = _("The assistant cannot answer this request")
 
 
+class QuestionTooLong(AssistantError):
+    code = "question-too-long"
+    title = _("The question is too long")
+
+    def __init__(self, *, length: int, limit: int) -> None:
+        super().__init__(
+            _(
+                "The question has {length} characters; ask it in at most {limit}, "
+                "naming the procedure you need."
+            ),
+            length=length,
+            limit=limit,
+        )
+
+
 class AssistantUnavailable(AssistantError):
     status_code = 503
     code = "assistant-unavailable"
     title = _("The assistant is not available")
 
 
-__all__ = ["AssistantError", "AssistantUnavailable"]
+__all__ = ["AssistantError", "AssistantUnavailable", "QuestionTooLong"]

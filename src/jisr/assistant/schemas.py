@@ -7,11 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_QUESTION_LENGTH = 20_000
+"""Longer questions are refused (``QuestionTooLong``: a 400 problem, a sentence in the CLI);
+shorter ones are answered from their first 500 characters (``language.clean``)."""
+
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(max_length=20_000)
+    question: str = Field(
+        description=f"The question, in any language; at most {MAX_QUESTION_LENGTH} characters "
+        "(longer ones get a 400 problem `question-too-long`)."
+    )
     country: Literal["MA", "QA"] | None = None
 
 
@@ -50,4 +57,11 @@ class Answer(BaseModel):
     citations: list[Citation]
 
 
-__all__ = ["Answer", "AskRequest", "Citation", "ProcedureRef", "ProcedureTitle"]
+__all__ = [
+    "MAX_QUESTION_LENGTH",
+    "Answer",
+    "AskRequest",
+    "Citation",
+    "ProcedureRef",
+    "ProcedureTitle",
+]

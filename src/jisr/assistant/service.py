@@ -16,26 +16,39 @@
      through the ``_()`` templates below, and the entry cited. A fee or a delay the entry
      marks unknown is given as the entry's own note, never as a number.
 
+A question longer than ``MAX_QUESTION_LENGTH`` (20,000) characters is refused
+(``QuestionTooLong``); a shorter one is cleaned and cut by ``language.identify``. With a local
+language model (``jisr.assistant.llm``, off by default) an answer naming a procedure may be
+reworded from the cited entry, when every fee, delay and document of the reply is in it.
+
 Questions are logged with national identifiers, phone numbers and e-mail addresses redacted
-(``redact``).
+(``jisr.assistant.redact``).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from jisr.assistant.errors import QuestionTooLong
 from jisr.assistant.index import Index, Progress, Scored
 from jisr.assistant.language import Understanding, identify
-from jisr.assistant.schemas import Answer, Citation, ProcedureRef, ProcedureTitle
+from jisr.assistant.redact import redact
+from jisr.assistant.schemas import (
+    MAX_QUESTION_LENGTH,
+    Answer,
+    Citation,
+    ProcedureRef,
+    ProcedureTitle,
+)
 from jisr.core.i18n import _, gettext
 from jisr.core.logging import get_logger
 from jisr.services import service as catalogue_service
 
 if TYPE_CHECKING:
+    from jisr.assistant.llm import LocalLLM
     from jisr.services.schemas import Procedure
 
 log = get_logger("jisr.assistant")
@@ -46,23 +59,6 @@ CLOSE_MARGIN = 0.004
 """Two best procedures closer than this get a clarifying question (chosen on the dev set)."""
 CONFIDENT_AT = 0.93
 """Fused score at which confidence reaches 1."""
-
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(?<!\w)(\+|00)(212|974)[\s.-]?\d([\s.-]?\d){7,8}(?!\w)"), "[phone]"),
-    (re.compile(r"(?<!\w)0[5-7]([\s.-]?\d){8}(?!\w)"), "[phone]"),  # MA mobile and fixed
-    (re.compile(r"(?<!\w)[2-3]\d{10}(?!\w)"), "[national-id]"),  # Qatar ID (QID), 11 digits
-    (re.compile(r"(?<![\w])[A-Za-z]{1,2}\d{4,7}(?!\w)"), "[national-id]"),  # MA CNIE
-    (re.compile(r"(?<!\w)[3-7]\d{7}(?!\w)"), "[phone]"),  # QA local numbers, 8 digits
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with e-mail addresses, phone numbers (MA, QA) and national identifiers (MA
-    CNIE such as ``AB123456``, QA QID of 11 digits) replaced by placeholders."""
-    for pattern, placeholder in _REDACTIONS:
-        text = pattern.sub(placeholder, text)
-    return text
 
 
 def _ref(procedure: Procedure) -> ProcedureRef:
@@ -163,13 +159,24 @@ class Assistant:
         chosen = list(procedures) if procedures is not None else catalogue_service.list_procedures()
         return cls(Index.load_or_build(chosen, progress=progress))
 
-    def ask(self, question: str, *, country: str | None = None, mode: str = "fused") -> Answer:
+    def ask(
+        self,
+        question: str,
+        *,
+        country: str | None = None,
+        mode: str = "fused",
+        llm: LocalLLM | None = None,
+    ) -> Answer:
         started = time.perf_counter()
+        if len(question) > MAX_QUESTION_LENGTH:
+            raise QuestionTooLong(length=len(question), limit=MAX_QUESTION_LENGTH)
         understood = identify(question)
         if country is not None:
             country = country.strip().upper()
             catalogue_service.list_procedures(country)  # UnknownCountry for anything else
         answer = self._decide(understood, country, mode)
+        if llm is not None:  # the cited entries reworded, when the reply passes the check
+            answer = llm.refine(answer, understood.text)
         log.info(
             "assistant.ask",
             question=redact(understood.text),
@@ -284,9 +291,11 @@ def warm(progress: Progress | None = None) -> None:
     default_assistant(progress).index.e5_scores("warm")
 
 
-def ask(question: str, *, country: str | None = None) -> Answer:
-    """The answer to ``question`` from the catalogue (of ``country``, MA or QA, when given)."""
-    return default_assistant().ask(question, country=country)
+def ask(question: str, *, country: str | None = None, llm: LocalLLM | None = None) -> Answer:
+    """The answer to ``question`` from the catalogue (of ``country``, MA or QA, when given),
+    reworded by ``llm`` when one is given and its reply passes the check (``jisr.assistant.llm``).
+    ``QuestionTooLong`` over ``MAX_QUESTION_LENGTH`` characters."""
+    return default_assistant().ask(question, country=country, llm=llm)
 
 
 __all__ = [
