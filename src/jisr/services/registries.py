@@ -58,6 +58,7 @@ from jisr.core.audit import AuditEntry, CheckpointSigner
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.i18n import _
+from jisr.core.instance import Instance, Node, Progress, add_node
 from jisr.services.errors import ServicesError
 from jisr.services.registries_models import RegistryDatabase, RegistryDataUsage, RegistryRecord
 
@@ -200,6 +201,28 @@ def check_client(value: str) -> str:
             value=value[:100],
         )
     return value
+
+
+# --- the node ------------------------------------------------------------------------------
+
+
+def ensure_registers_node(
+    instance: Instance, *, progress: Progress | None = None
+) -> tuple[Node, bool]:
+    """The instance's ``registers`` node, added (database, migrations, signing key) when it
+    is missing; returns the node and whether it was added."""
+    if REGISTERS_NODE in instance.nodes:
+        return instance.node(REGISTERS_NODE), False
+    return add_node(instance, REGISTERS_NODE, progress=progress), True
+
+
+def node_auditor(node: Node, session: Session, actor: str) -> Auditor:
+    """An ``Auditor`` signing the chain's checkpoints with ``node``'s key."""
+    return Auditor(
+        actor=actor,
+        signer=node.checkpoint_signer(session),
+        checkpoint_every=node.settings.audit_checkpoint_every,
+    )
 
 
 # --- schemas -------------------------------------------------------------------------------
@@ -1225,6 +1248,7 @@ __all__ = [
     "database_info",
     "delete_database",
     "delete_record",
+    "ensure_registers_node",
     "exists",
     "find_database",
     "find_record",
@@ -1234,6 +1258,7 @@ __all__ = [
     "list_records",
     "merge_patch",
     "modify_database",
+    "node_auditor",
     "personal_data_usage",
     "read_record",
     "read_value",

@@ -103,11 +103,7 @@ class ModifyBody(BaseModel):
 
 
 def _auditor(session: Session, served: Node, client: str) -> Auditor:
-    return Auditor(
-        actor=client,
-        signer=served.checkpoint_signer(session),
-        checkpoint_every=served.settings.audit_checkpoint_every,
-    )
+    return registries.node_auditor(served, session, client)
 
 
 # --- personal data usage (before the list route: /data/MyPersonalDataUsage/1.0) ------------
