@@ -1,8 +1,8 @@
 """The retrieval index over the catalogue: multilingual-e5-small passages and BM25.
 
 **Passages.** Each procedure gives several short passages: its title in ar/fr/en, its
-description in ar/fr/en, and every alias (``darija_ar``, ``darija_latn`` with its Arabic-script
-transliteration, ``gulf``, ``msa``, ``fr``, ``en``), each in search form
+description in ar/fr/en, and every alias (``darija_ar``, ``darija_latn`` and ``gulf_latn``
+each with its Arabic-script transliteration, ``gulf``, ``msa``, ``fr``, ``en``), each in search form
 (``jisr.core.arabic.normalize_arabic``). A procedure's e5 score is the best cosine between the
 question and one of its passages.
 
@@ -77,7 +77,7 @@ def passages_of(procedure: Procedure) -> list[str]:
     texts += [procedure.description.ar, procedure.description.fr, procedure.description.en]
     aliases = procedure.aliases
     texts += [*aliases.darija_ar, *aliases.gulf, *aliases.msa, *aliases.fr, *aliases.en]
-    for alias in aliases.darija_latn:
+    for alias in (*aliases.darija_latn, *aliases.gulf_latn):
         texts += [alias, transliterate_arabizi(alias)]
     seen: dict[str, None] = {}
     for text in texts:

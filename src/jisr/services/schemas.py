@@ -104,9 +104,17 @@ class Uncertain(_Model):
 
 
 class Aliases(_Model):
+    """Other names people give a procedure, per variety, as data (the assistant indexes them).
+
+    ``darija_ar`` Moroccan Darija in Arabic script; ``darija_latn`` Darija in Latin letters
+    with digits (Arabizi: ``3`` ع, ``7`` ح, ``9`` ق, ``2`` ء); ``gulf`` Gulf Arabic;
+    ``gulf_latn`` Gulf Arabic in Latin letters; ``msa`` Modern Standard Arabic synonyms;
+    ``fr`` and ``en`` the words people type, French loanwords included."""
+
     darija_ar: tuple[str, ...] = ()
     darija_latn: tuple[str, ...] = ()
     gulf: tuple[str, ...] = ()
+    gulf_latn: tuple[str, ...] = ()
     msa: tuple[str, ...] = ()
     fr: tuple[str, ...] = ()
     en: tuple[str, ...] = ()
