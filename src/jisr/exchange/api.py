@@ -4,7 +4,9 @@
 (``application/jose``); ``GET /exchange/globalconf/jwks`` — the registry's signing keys (to
 check an anchor against); ``GET /exchange/ca.pem`` — the instance CA certificate;
 ``GET /exchange/services/{service}/openapi`` — a service's OpenAPI document (gateways check it
-against the SHA-256 the configuration lists, and serve it with ``getOpenAPI``). Mounted on
+against the SHA-256 the configuration lists, and serve it with ``getOpenAPI``);
+``GET /exchange/federation/shared-params`` — what federated instances need to reach this
+instance's gateways (``jisr.exchange.federation``). Mounted on
 the ``registry`` node. Nothing here is secret: the configuration is public to the instance's
 gateways and its integrity comes from the signature, checked against the gateway's anchor.
 """
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from jisr.core.crypto import ca, keystore
 from jisr.core.http import node, session_of
 from jisr.core.instance import REGISTRY_NODE, Node
-from jisr.exchange import globalconf, service
+from jisr.exchange import federation, globalconf, service
 from jisr.exchange.identifiers import ServiceId
 
 router = APIRouter(prefix="/exchange", tags=["exchange: registry"])
@@ -36,6 +38,7 @@ NodeDep = Annotated[Node, Depends(node(REGISTRY_NODE))]
 )
 def get_globalconf(session: SessionDep, registry: NodeDep) -> Response:
     """The signed global configuration (a new version is signed when it changed or ages)."""
+    federation.refresh_stale(registry)  # federated peers' shared parameters, when aging
     settings = registry.settings
     signed = globalconf.current(
         session,
@@ -49,6 +52,18 @@ def get_globalconf(session: SessionDep, registry: NodeDep) -> Response:
         media_type=globalconf.MEDIA_TYPE,
         headers={"Cache-Control": "no-store", "X-Jisr-Globalconf-Version": str(signed.version)},
     )
+
+
+@router.get(
+    "/federation/shared-params",
+    response_class=Response,
+    responses={200: {"content": {globalconf.MEDIA_TYPE: {}}}},
+)
+def get_shared_params(session: SessionDep, registry: NodeDep) -> Response:
+    """This instance's shared parameters for federated instances (CA, CRL, members,
+    subsystems, gateways), signed with the registry's federation key that agreements pin."""
+    token = federation.shared_params(session, node=registry)
+    return Response(token, media_type=globalconf.MEDIA_TYPE, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/globalconf/jwks")

@@ -25,11 +25,11 @@ from yarl import URL
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
-from jisr.exchange import envelope, metaservices
+from jisr.exchange import envelope, metaservices, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.globalconf import GlobalConf, PeerGateway
-from jisr.exchange.identifiers import SubsystemId
+from jisr.exchange.identifiers import ServiceId, SubsystemId
 from jisr.exchange.proxy import (
     HTTP,
     JSON_TYPE,
@@ -118,13 +118,10 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
     conf = _usable_conf(runtime)
     client = _client_id(request, conf, runtime)
     call.client = str(client)
+    domain = conf  # where the provider's gateway and its certificates are listed
     if service.instance != conf.instance:
-        raise XRoadFault(
-            "Client.InvalidServiceIdentifier",
-            f"Service instance {service.instance} is not {conf.instance}, and no federation "
-            "agreement names it.",
-        )
-    if metaservices.is_metaservice(service, path):
+        domain = _federated(conf, service, call)
+    elif metaservices.is_metaservice(service, path):
         if request.method != "GET":
             raise XRoadFault("Client.BadRequest", f"{service.code} answers GET only.")
         response = await metaservices.answer(
@@ -132,8 +129,16 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         )
         await _log_meta(runtime, call, response.status)
         return response
-    provider = conf.gateways.get(conf.gateway_of_member.get(str(service.member), ""))
-    if str(service) not in conf.services or provider is None:
+    elif pubsub.is_room_call(conf, service, path) and pubsub.is_local(runtime, conf, service):
+        return await pubsub.answer_local(
+            request, runtime, conf, call, client=client, service=service, path=path
+        )
+    provider = domain.gateways.get(domain.gateway_of_member.get(str(service.member), ""))
+    if provider is None or (
+        domain is conf
+        and str(service) not in conf.services
+        and not pubsub.is_room_call(conf, service, path)  # the room's gateway answers
+    ):
         raise XRoadFault("Server.ClientProxy.UnknownService", f"Unknown service {service}.")
     try:
         runtime.check_certificate(runtime.tls_certificate, ca.CertificateUsage.TLS, conf)
@@ -144,13 +149,15 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
             reason=runtime.refusal_reason(refused),
         ) from refused
     try:
-        runtime.check_certificate(provider.tls_certificate, ca.CertificateUsage.TLS, conf)
+        runtime.check_certificate(provider.tls_certificate, ca.CertificateUsage.TLS, domain)
     except CertificateRefused as refused:
         raise XRoadFault(
             "Server.ClientProxy.SslAuthenticationFailed",
             f"The TLS certificate of {provider.name} is refused: {refused.detail}",
             reason=runtime.refusal_reason(refused),
         ) from refused
+    # A gateway of a federated instance is named with its instance (names are per instance).
+    peer_label = provider.name if domain is conf else f"{domain.instance}:{provider.name}"
     body = await read_body(
         request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge"
     )
@@ -158,7 +165,7 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
     signature = envelope.sign_request(
         runtime.signing_key,
         sender=runtime.name,
-        instance=conf.instance,
+        instance=service.instance,  # the instance the message is addressed to
         id=call.id,
         client=str(client),
         service=str(service),
@@ -177,9 +184,9 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
             "request.out",
             {
                 "id": call.id,
-                "to": provider.name,
+                "to": peer_label,
                 "signature": signature,
-                **runtime.body_fields(body),
+                **runtime.body_fields(body, f"request.out:{call.id}"),
             },
             actor=call.client,
             subject=call.service,
@@ -196,7 +203,7 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
             "Server.ClientProxy.InvalidSignatureValue", f"{provider.name} sent an unsigned answer."
         )
     try:
-        check_signing_certificate(runtime, provider, conf, client_side=True)
+        check_signing_certificate(runtime, provider, domain, client_side=True)
         signed = envelope.verify(
             answer_signature,
             jwk=provider.signing_jwk,
@@ -224,12 +231,12 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         "response.in",
         {
             "id": call.id,
-            "from": provider.name,
+            "from": peer_label,
             "status": status,
             "error": signed.get("error"),
             "request_hash": expected_hash,
             "signature": answer_signature,
-            **runtime.body_fields(answer),
+            **runtime.body_fields(answer, f"response.in:{call.id}"),
         },
         actor=call.client,
         subject=call.service,
@@ -246,6 +253,32 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
     if signed.get("error"):
         out["X-Road-Error"] = str(signed.get("error"))
     return web.Response(status=status, body=answer, headers=out)
+
+
+def _federated(conf: GlobalConf, service: ServiceId, call: Call) -> GlobalConf:
+    """The shared parameters of the instance ``service`` belongs to, when a federation with
+    it is in force and its agreement opens ``service`` to this instance; refused otherwise."""
+    federated = conf.federations.get(service.instance)
+    if federated is None:
+        raise XRoadFault(
+            "Client.InvalidServiceIdentifier",
+            f"Service instance {service.instance} is not {conf.instance}, and no federation "
+            "agreement names it.",
+        )
+    call.facts["federation"] = federated.agreement_id
+    if not federated.usable():
+        raise XRoadFault(
+            "Server.ClientProxy.OutdatedGlobalConf",
+            f"The federation with {service.instance} is not in force now (agreement "
+            f"{federated.agreement_id} or {service.instance}'s shared parameters expired).",
+        )
+    if str(service) not in federated.peer_opens:
+        raise XRoadFault(
+            "Server.ClientProxy.ServiceNotFederated",
+            f"Service {service} is not among the services {service.instance} opens to "
+            f"{conf.instance} in federation agreement {federated.agreement_id}.",
+        )
+    return federated.peer
 
 
 async def _send(

@@ -9,9 +9,11 @@ Two families:
     ├── InvalidIdentifier (400)          an X-Road identifier is malformed
     ├── MemberNotFound / SubsystemNotFound / ServiceNotFound / GatewayNotFound (404)
     ├── ServiceDescriptionNotFound (404)  a service has no OpenAPI document
-    ├── AccessRightNotFound (404)
+    ├── AccessRightNotFound / GroupNotFound (404)
     ├── MemberAlreadyExists / SubsystemAlreadyExists / ServiceAlreadyExists (409)
     ├── GatewayAlreadyExists / AccessRightAlreadyGranted (409)
+    ├── GroupAlreadyExists / GroupMemberAlreadyExists (409)
+    ├── PeerConfRefused (400)           a federated instance's shared parameters do not verify
     ├── GlobalConfRefused (400)         a downloaded global configuration does not verify
     └── ArchiveRefused (400)            a message-log archive cannot be made or read
 
@@ -79,6 +81,29 @@ class AccessRightNotFound(ExchangeError):
     title = _("No such access right")
 
 
+class GroupNotFound(ExchangeError):
+    status_code = 404
+    code = "group-not-found"
+    title = _("No such local group or group member")
+
+
+class GroupAlreadyExists(ExchangeError):
+    status_code = 409
+    code = "group-exists"
+    title = _("The local group already exists")
+
+
+class GroupMemberAlreadyExists(ExchangeError):
+    status_code = 409
+    code = "group-member-exists"
+    title = _("The subsystem is already in the group")
+
+
+class PeerConfRefused(ExchangeError):
+    code = "peer-conf-refused"
+    title = _("The shared parameters of the federated instance were refused")
+
+
 class MemberAlreadyExists(ExchangeError):
     status_code = 409
     code = "member-exists"
@@ -122,7 +147,7 @@ class ArchiveRefused(ExchangeError):
 # --- faults on the wire ----------------------------------------------------------------------
 
 # type -> HTTP status. Names follow X-Road (ErrorCodes of the reference implementation); the
-# few Jisr adds (replay, size) are marked in docs/exchange.md.
+# few Jisr adds (replay, size, federation) are marked in docs/exchange.md.
 FAULTS: dict[str, int] = {
     "Client.BadRequest": 400,
     "Client.InvalidProtocolVersion": 400,
@@ -138,6 +163,7 @@ FAULTS: dict[str, int] = {
     "Server.ClientProxy.InvalidSignatureValue": 500,
     "Server.ClientProxy.InconsistentResponse": 500,
     "Server.ClientProxy.InternalError": 500,
+    "Server.ClientProxy.ServiceNotFederated": 403,
     "Server.ServerProxy.SslAuthenticationFailed": 403,
     "Server.ServerProxy.MissingSignature": 400,
     "Server.ServerProxy.InvalidSignatureValue": 400,
@@ -146,6 +172,7 @@ FAULTS: dict[str, int] = {
     "Server.ServerProxy.UnknownMember": 403,
     "Server.ServerProxy.UnknownService": 404,
     "Server.ServerProxy.AccessDenied": 403,
+    "Server.ServerProxy.ServiceNotFederated": 403,
     "Server.ServerProxy.DuplicateMessageId": 409,
     "Server.ServerProxy.MessageTooLarge": 413,
     "Server.ServerProxy.OutdatedGlobalConf": 500,
@@ -182,9 +209,13 @@ __all__ = [
     "GatewayAlreadyExists",
     "GatewayNotFound",
     "GlobalConfRefused",
+    "GroupAlreadyExists",
+    "GroupMemberAlreadyExists",
+    "GroupNotFound",
     "InvalidIdentifier",
     "MemberAlreadyExists",
     "MemberNotFound",
+    "PeerConfRefused",
     "ServiceAlreadyExists",
     "ServiceDescriptionNotFound",
     "ServiceNotFound",

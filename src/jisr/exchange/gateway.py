@@ -32,22 +32,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import os
 import queue
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aiohttp
 import sqlalchemy as sa
 from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.crypto import ca, jws, keystore
-from jisr.core.errors import CertificateRefused
+from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import Instance, Node
 from jisr.core.logging import get_logger
 from jisr.exchange import globalconf
@@ -59,6 +65,7 @@ from jisr.exchange.provisioning import files_of
 MESSAGE_LOG = "message-log"
 CERTIFICATE_CHECK_SECONDS = 30.0
 WRITER_IDLE_SECONDS = 10.0  # the message-log writer thread ends after this long without work
+PRUNE_EVERY_SECONDS = 60.0  # how often the writer prunes the replay guard's table
 _SHA256 = SHA256()
 log = get_logger("jisr.exchange")
 
@@ -97,7 +104,10 @@ class GatewayRuntime:
         with self.node.session() as session:
             self.signing_key = keystore.active_key(session, self.node.keys, purpose="signing")
         self.checkpoint_signer = jws.JwsSigner(self.signing_key)
-        self._checked: dict[tuple[bytes, str, int], dt.datetime] = {}
+        self._checked: dict[tuple[bytes, str, str, int], dt.datetime] = {}
+        self._trusted_cas: set[bytes] = set()  # federated instances' CAs added to server_ssl
+        self._body_key = AESGCM(_derive_body_key(self._passphrase, self.node.name))
+        self._next_prune = 0.0  # monotonic time of the next replay-table pruning
         self._fingerprints: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._pending: list[_Pending] = []
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
@@ -158,6 +168,20 @@ class GatewayRuntime:
             self._conf = self._verify(token)
         except GlobalConfRefused as refused:
             log.warning("globalconf.cached-refused", gateway=self.name, reason=refused.detail)
+            return
+        self._trust_federated(self._conf)
+
+    def _trust_federated(self, conf: globalconf.GlobalConf) -> None:
+        """Let the peer listener's TLS handshake accept certificates of the CAs of the
+        instances ``conf`` federates with (their shared parameters, verified against the
+        agreement's pinned key). Only ever added: a CA whose federation has ended still
+        passes the handshake, and the request is refused (and logged) at the HTTP level,
+        where every sender is looked up in the configuration in force."""
+        for federated in conf.federations.values():
+            der = federated.peer.ca_certificate.public_bytes(Encoding.DER)
+            if der not in self._trusted_cas:
+                self.server_ssl.load_verify_locations(cadata=der)
+                self._trusted_cas.add(der)
 
     @property
     def conf(self) -> globalconf.GlobalConf | None:
@@ -189,6 +213,7 @@ class GatewayRuntime:
             or conf.version > current.version
             or conf.expires_at > (current.expires_at)
         ):
+            self._trust_federated(conf)
             self._conf = conf
         return stored
 
@@ -219,7 +244,7 @@ class GatewayRuntime:
         """Chain, validity, revocation (the configuration's CRL) and usage; else refused.
         A success is remembered (see the module docstring); a refusal never is."""
         now = utcnow()
-        key = (self._fingerprint(certificate), str(usage), conf.version)
+        key = (self._fingerprint(certificate), str(usage), conf.instance, conf.version)
         until = self._checked.get(key)
         if until is not None and now < until:
             return
@@ -252,10 +277,32 @@ class GatewayRuntime:
 
     # --- message log -------------------------------------------------------------------------
 
-    def body_fields(self, body: bytes) -> dict[str, Any]:
-        if self.settings.exchange_log_bodies and body:
-            return {"body": base64.b64encode(body).decode("ascii")}
-        return {}
+    def body_fields(self, body: bytes, context: str = "") -> dict[str, Any]:
+        """What a record keeps of a message body: nothing (the signed envelope holds its
+        digest), the body (``exchange_log_bodies``), or the body encrypted
+        (``exchange_log_encrypt_bodies``): AES-256-GCM, a random 96-bit nonce, the record's
+        ``context`` (event and message id) as associated data, stored as
+        ``body_aesgcm`` = base64(nonce ‖ ciphertext ‖ tag)."""
+        if not (self.settings.exchange_log_bodies and body):
+            return {}
+        if self.settings.exchange_log_encrypt_bodies:
+            nonce = os.urandom(12)
+            sealed = self._body_key.encrypt(nonce, body, context.encode("utf-8"))
+            return {"body_aesgcm": base64.b64encode(nonce + sealed).decode("ascii")}
+        return {"body": base64.b64encode(body).decode("ascii")}
+
+    def read_body(self, data: dict[str, Any], context: str = "") -> bytes | None:
+        """The body a record keeps (decrypted), or None; ``CryptoError`` when the encrypted
+        form does not open with this gateway's key and ``context``."""
+        if "body" in data:
+            return base64.b64decode(str(data["body"]))
+        if "body_aesgcm" not in data:
+            return None
+        sealed = base64.b64decode(str(data["body_aesgcm"]))
+        try:
+            return self._body_key.decrypt(sealed[:12], sealed[12:], context.encode("utf-8"))
+        except InvalidTag as error:
+            raise CryptoError("the logged body does not decrypt (another key or record)") from error
 
     def _append(self, batch: list[_Pending]) -> None:
         """One transaction for the whole batch (runs in a worker thread). Optimistic: any
@@ -324,6 +371,23 @@ class GatewayRuntime:
                 loop.call_soon_threadsafe(self._committed, loop, batch)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
+            if time.monotonic() >= self._next_prune:  # after waking the batch's callers
+                self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                try:
+                    self.prune_seen()
+                except Exception as error:  # never stops the log; tried again later
+                    log.warning("replay-guard.prune-failed", gateway=self.name, error=repr(error))
+
+    def prune_seen(self, now: dt.datetime | None = None) -> int:
+        """Delete the replay guard's message ids older than twice the clock-skew window:
+        a replay of such a message is refused by its signed time anyway (it was at most
+        ``skew`` early when first seen, and is accepted at most ``skew`` late). Runs in the
+        writer thread at most every ``PRUNE_EVERY_SECONDS``; returns the rows deleted."""
+        window = dt.timedelta(seconds=2 * self.settings.exchange_max_clock_skew_seconds)
+        cutoff = (now or utcnow()) - window
+        with self.node.session() as session:
+            result = session.connection().execute(sa.delete(_SEEN).where(_SEEN.c.seen_at < cutoff))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def _committed(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         """Wake the batch's callers (on the loop), then hand over what arrived meanwhile."""
@@ -377,6 +441,14 @@ def _remember(session: Session, batch: list[_Pending]) -> None:
     ]
     if rows:
         session.connection().execute(_INSERT_SEEN, rows)
+
+
+def _derive_body_key(passphrase: str, node_name: str) -> bytes:
+    """The message-log body key: HKDF-SHA256 of the node's keystore passphrase (its
+    secret, ``secrets.toml``), bound to the node's name."""
+    return HKDF(
+        algorithm=SHA256(), length=32, salt=b"jisr message-log bodies v1", info=node_name.encode()
+    ).derive(passphrase.encode("utf-8"))
 
 
 def _clip(value: str | None) -> str | None:

@@ -43,17 +43,33 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
+from jisr.core import federation
 from jisr.core.audit import canonical_json
 from jisr.core.clock import utcnow
 from jisr.core.crypto import ca, jws, keystore
-from jisr.core.errors import CryptoError
+from jisr.core.errors import CryptoError, JisrError
 from jisr.core.i18n import _
-from jisr.exchange.errors import GlobalConfRefused
-from jisr.exchange.models import AccessRight, CachedGlobalConf, Member, Service, SignedGlobalConf
+from jisr.core.logging import get_logger
+from jisr.exchange.errors import GlobalConfRefused, PeerConfRefused
+from jisr.exchange.models import (
+    AccessRight,
+    CachedGlobalConf,
+    Member,
+    PeerConf,
+    Service,
+    SignedGlobalConf,
+)
 from jisr.exchange.models import Gateway as GatewayRow
-from jisr.exchange.service import member_id, service_id, subsystem_id
+from jisr.exchange.service import (
+    group_clients,
+    member_id,
+    right_client,
+    service_id,
+    subsystem_id,
+)
 
 FORMAT = "jisr-globalconf/1"
+log = get_logger("jisr.exchange")
 TYP = "jisr-globalconf+json"
 MEDIA_TYPE = "application/jose"
 
@@ -76,8 +92,9 @@ def openapi_sha256(document: str) -> str:
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
-def build_content(session: Session) -> dict[str, Any]:
-    """The configuration's content (without version and times), from the registry tables."""
+def build_content(session: Session, *, instance: str | None = None) -> dict[str, Any]:
+    """The configuration's content (without version and times), from the registry tables;
+    with ``instance``, also the federations in force (``federated_content``)."""
     members = sorted(
         ({"id": str(member_id(m)), "name": m.name} for m in session.scalars(sa.select(Member))),
         key=lambda m: m["id"],
@@ -110,17 +127,19 @@ def build_content(session: Session) -> dict[str, Any]:
         ),
         key=lambda g: g["name"],
     )
+    listed: list[dict[str, Any]] = []
+    for r in session.scalars(sa.select(AccessRight)):
+        rule = {"service": str(service_id(r.service)), "method": r.method, "path": r.path}
+        if r.group is not None:  # a local group: once per subsystem in it
+            listed += [
+                {**rule, "client": client, "group": r.group.code}
+                for client in group_clients(session, r.group.id)
+            ]
+        else:
+            listed.append({**rule, "client": right_client(r)})
     rights = sorted(
-        (
-            {
-                "service": str(service_id(r.service)),
-                "client": str(subsystem_id(r.client)),
-                "method": r.method,
-                "path": r.path,
-            }
-            for r in session.scalars(sa.select(AccessRight))
-        ),
-        key=lambda r: (r["service"], r["client"], r["method"], r["path"]),
+        listed,
+        key=lambda r: (r["service"], r["client"], r["method"], r["path"], r.get("group", "")),
     )
     revoked = sorted(c.serial for c in ca.list_certificates(session) if c.revoked_at is not None)
     return {
@@ -132,7 +151,28 @@ def build_content(session: Session) -> dict[str, Any]:
         "services": services,
         "gateways": gateways,
         "access_rights": rights,
+        "federations": federated_content(session, instance) if instance else [],
     }
+
+
+def federated_content(session: Session, instance: str) -> list[dict[str, Any]]:
+    """Per agreement in force whose peer's shared parameters are held and not expired: the
+    doubly signed agreement and those parameters (each gateway verifies both again)."""
+    held = {row.peer_instance: row for row in session.scalars(sa.select(PeerConf))}
+    now = utcnow()
+    found: dict[str, dict[str, Any]] = {}
+    for agreement in federation.list_agreements(session):
+        if not agreement.valid_at(now):
+            continue
+        try:
+            peer = agreement.peer_of(instance).instance
+        except federation.FederationError:
+            continue
+        row = held.get(peer)
+        if peer in found or row is None or row.expires_at <= now:
+            continue
+        found[peer] = {"instance": peer, "agreement": agreement.document, "shared": row.token}
+    return [found[peer] for peer in sorted(found)]
 
 
 def _fresh_crl(
@@ -160,7 +200,7 @@ def current(
     crl_validity_hours: int = 24,
 ) -> SignedGlobalConf:
     """The global configuration to publish now, signing a new version when needed."""
-    content = build_content(session)
+    content = build_content(session, instance=instance)
     content_hash = hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
     latest = session.scalars(
         sa.select(SignedGlobalConf).order_by(SignedGlobalConf.version.desc()).limit(1)
@@ -255,6 +295,7 @@ class GlobalConf:
     access_rights: dict[tuple[str, str], list[tuple[str, str]]]  # (service, client) -> rules
     member_names: dict[str, str] = field(default_factory=dict)  # member id -> name
     openapi_hashes: dict[str, str] = field(default_factory=dict)  # service id -> SHA-256
+    federations: dict[str, Federation] = field(default_factory=dict)  # peer instance -> …
 
     @classmethod
     def parse(cls, token: str, document: Mapping[str, Any]) -> GlobalConf:
@@ -293,6 +334,7 @@ class GlobalConf:
                     for s in document["services"]
                     if s.get("openapi_sha256")
                 },
+                federations=_federations(str(document["instance"]), document.get("federations")),
             )
         except (KeyError, TypeError, ValueError, CryptoError) as error:
             raise GlobalConfRefused(
@@ -305,11 +347,134 @@ class GlobalConf:
     def gateway_by_tls_certificate(self, der: bytes) -> PeerGateway | None:
         return self._gateways_by_tls_der.get(der)
 
+    def federated_gateway(self, der: bytes) -> tuple[PeerGateway, Federation] | None:
+        """A gateway of a federated instance presenting TLS certificate ``der``, and the
+        federation it belongs to."""
+        for federated in self.federations.values():
+            found = federated.peer.gateway_by_tls_certificate(der)
+            if found is not None:
+                return found, federated
+        return None
+
     @cached_property
     def _gateways_by_tls_der(self) -> dict[bytes, PeerGateway]:
         # Each call encoded every gateway's certificate again (measured: py-spy on the
         # provider's gateway under load).
         return {gateway.tls_der: gateway for gateway in self.gateways.values()}
+
+
+# --- federation: shared parameters of another instance ---------------------------------------
+
+SHARED_FORMAT = "jisr-shared-params/1"
+SHARED_TYP = "jisr-shared-params+json"
+# What an instance shares with the instances it federates with (X-Road's "shared
+# parameters"): who its gateways are and how to check their certificates; never its service
+# URLs or access rights.
+SHARED_KEYS = (
+    "instance",
+    "version",
+    "generated_at",
+    "expires_at",
+    "ca",
+    "crl",
+    "revoked",
+    "members",
+    "subsystems",
+    "gateways",
+)
+
+
+def shared_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared parameters of a signed global configuration's ``document``."""
+    return {"format": SHARED_FORMAT, **{key: document[key] for key in SHARED_KEYS}}
+
+
+@dataclass(frozen=True)
+class Federation:
+    """A federation in force, as a gateway sees it: from the doubly signed agreement, what
+    each side opens to the other, and the peer's shared parameters verified with the peer
+    registry's key the agreement pins."""
+
+    instance: str  # the peer instance
+    agreement_id: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    opens: frozenset[str]  # this instance's services the peer's subsystems may call
+    peer_opens: frozenset[str]  # the peer's services this instance's subsystems may call
+    peer: GlobalConf = field(repr=False)
+
+    def usable(self, at: dt.datetime | None = None) -> bool:
+        moment = at or utcnow()
+        return self.valid_from <= moment < self.valid_until and not self.peer.is_expired(moment)
+
+
+def verify_shared(
+    token: str, *, peer: federation.Party, at: dt.datetime | None = None, expired: bool = False
+) -> GlobalConf:
+    """Verify a peer's shared parameters with the key its registry signed the agreement with
+    (its thumbprint is the one pinned in the agreement); ``PeerConfRefused`` otherwise. The
+    result is a ``GlobalConf`` without services or access rights. ``expired``: accept one
+    that has expired (the caller checks at use)."""
+    if not peer.registry_jwk:
+        raise PeerConfRefused(_("The agreement carries no key for {peer}."), peer=peer.instance)
+    try:
+        verified = jws.verify_compact(token, {"keys": [dict(peer.registry_jwk)]}, typ=SHARED_TYP)
+        document = verified.json()
+    except CryptoError as error:
+        raise PeerConfRefused(
+            _("The shared parameters of {peer} are not signed with its pinned key: {reason}"),
+            peer=peer.instance,
+            reason=error.detail,
+        ) from error
+    if not isinstance(document, dict) or document.get("format") != SHARED_FORMAT:
+        raise PeerConfRefused(_("The shared parameters have an unknown format."))
+    try:
+        conf = GlobalConf.parse(
+            token, {**document, "services": [], "access_rights": [], "federations": []}
+        )
+    except GlobalConfRefused as error:
+        raise PeerConfRefused(
+            _("The shared parameters of {peer} are malformed: {reason}"),
+            peer=peer.instance,
+            reason=error.detail,
+        ) from error
+    if conf.instance != peer.instance:
+        raise PeerConfRefused(
+            _("The shared parameters are of instance {found}, not {expected}."),
+            found=conf.instance,
+            expected=peer.instance,
+        )
+    if not expired and conf.is_expired(at):
+        raise PeerConfRefused(
+            _("The shared parameters of {peer} expired at {expires_at}."),
+            peer=peer.instance,
+            expires_at=_iso(conf.expires_at),
+        )
+    return conf
+
+
+def _federations(instance: str, items: Any) -> dict[str, Federation]:
+    """The federations a configuration lists, each verified; one that does not verify is
+    left out (and logged), so it never stops the instance's own traffic."""
+    found: dict[str, Federation] = {}
+    for item in items or []:
+        try:
+            agreement = federation.verify_agreement(item["agreement"])
+            me, peer = agreement.party(instance), agreement.peer_of(instance)
+            shared = verify_shared(str(item["shared"]), peer=peer, expired=True)
+        except (KeyError, TypeError, ValueError, JisrError) as error:
+            log.warning("globalconf.federation-refused", instance=instance, reason=repr(error))
+            continue
+        found[peer.instance] = Federation(
+            instance=peer.instance,
+            agreement_id=agreement.id,
+            valid_from=agreement.valid_from,
+            valid_until=agreement.valid_until,
+            opens=frozenset(me.opens_services),
+            peer_opens=frozenset(peer.opens_services),
+            peer=shared,
+        )
+    return found
 
 
 def verify(

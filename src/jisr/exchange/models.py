@@ -2,8 +2,9 @@
 
 Every node database has them all, but each is filled on one kind of node:
 
-* on the ``registry`` node: members, subsystems, services, gateways, access rights, and the
-  global configurations it signed (``exchange_globalconfs``);
+* on the ``registry`` node: members, subsystems, services, gateways, local groups, access
+  rights, the global configurations it signed (``exchange_globalconfs``) and the shared
+  parameters of federated instances (``exchange_peer_confs``);
 * on each ``gateway-*`` node: the global configuration it downloaded and verified
   (``exchange_cached_confs``) and the message ids it has seen per client
   (``exchange_seen_messages``, the replay guard). Its message log is the node's audit chain
@@ -84,8 +85,41 @@ class Gateway(IdMixin, Base):
     member: Mapped[Member] = relationship()
 
 
+class LocalGroup(IdMixin, Base):
+    """A member's local group of client subsystems (its own, other members', or of a
+    federated instance); access rights to the member's services may name the group."""
+
+    __tablename__ = "exchange_local_groups"
+    __table_args__ = (sa.UniqueConstraint("member_id", "code"),)
+
+    member_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("exchange_members.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(sa.String(64))
+    description: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[dt.datetime]
+
+    member: Mapped[Member] = relationship()
+
+
+class LocalGroupMember(IdMixin, Base):
+    """A subsystem (its identifier, as it may be of another instance) in a local group."""
+
+    __tablename__ = "exchange_local_group_members"
+    __table_args__ = (sa.UniqueConstraint("group_id", "client"),)
+
+    group_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("exchange_local_groups.id", ondelete="CASCADE"), index=True
+    )
+    client: Mapped[str] = mapped_column(sa.String(300))
+    added_at: Mapped[dt.datetime]
+
+
 class AccessRight(IdMixin, Base):
-    """A client subsystem may call a service (``*`` for any method, a path pattern)."""
+    """A client may call a service (``*`` for any method, a path pattern). The client is
+    exactly one of: a subsystem of this instance (``client_id``), a local group of the
+    service's member (``group_id``), or a subsystem of a federated instance
+    (``foreign_client``, its identifier)."""
 
     __tablename__ = "exchange_access_rights"
     __table_args__ = (sa.UniqueConstraint("service_id", "client_id", "method", "path"),)
@@ -93,15 +127,20 @@ class AccessRight(IdMixin, Base):
     service_id: Mapped[int] = mapped_column(
         sa.ForeignKey("exchange_services.id", ondelete="CASCADE"), index=True
     )
-    client_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("exchange_subsystems.id", ondelete="CASCADE"), index=True
+    client_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("exchange_subsystems.id", ondelete="CASCADE"), index=True, nullable=True
     )
+    group_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("exchange_local_groups.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    foreign_client: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
     method: Mapped[str] = mapped_column(sa.String(10))
     path: Mapped[str] = mapped_column(sa.String(500))
     granted_at: Mapped[dt.datetime]
 
     service: Mapped[Service] = relationship()
-    client: Mapped[Subsystem] = relationship()
+    client: Mapped[Subsystem | None] = relationship()
+    group: Mapped[LocalGroup | None] = relationship()
 
 
 class SignedGlobalConf(IdMixin, Base):
@@ -137,3 +176,17 @@ class SeenMessage(IdMixin, Base):
     client: Mapped[str] = mapped_column(sa.String(300))
     message_id: Mapped[str] = mapped_column(sa.String(255))
     seen_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class PeerConf(IdMixin, Base):
+    """The shared parameters of a federated instance (a compact JWS signed by its registry's
+    federation key, the key the agreement pins), as this registry last downloaded them."""
+
+    __tablename__ = "exchange_peer_confs"
+
+    peer_instance: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    agreement_id: Mapped[str] = mapped_column(sa.String(36))
+    version: Mapped[int] = mapped_column(sa.BigInteger)
+    expires_at: Mapped[dt.datetime]
+    fetched_at: Mapped[dt.datetime]
+    token: Mapped[str] = mapped_column(sa.Text)

@@ -24,10 +24,10 @@ from yarl import URL
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
-from jisr.exchange import envelope
+from jisr.exchange import envelope, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
-from jisr.exchange.globalconf import GlobalConf, PeerGateway
+from jisr.exchange.globalconf import Federation, GlobalConf, PeerGateway
 from jisr.exchange.identifiers import SubsystemId
 from jisr.exchange.proxy import (
     HTTP,
@@ -96,18 +96,38 @@ async def handle_peer(request: web.Request) -> web.StreamResponse:
         )
 
 
-def _sender(request: web.Request, runtime: GatewayRuntime, conf: GlobalConf) -> PeerGateway:
+def _sender(
+    request: web.Request, runtime: GatewayRuntime, conf: GlobalConf
+) -> tuple[PeerGateway, Federation | None]:
+    """The sending gateway, by its TLS client certificate: one of this instance's, or of a
+    federated instance (then with its federation, which must be in force)."""
     peer = _peer_certificate(request.transport)
     sender = conf.gateway_by_tls_certificate(peer) if peer else None
+    federated: Federation | None = None
+    if sender is None and peer:
+        found = conf.federated_gateway(peer)
+        if found is not None:
+            sender, federated = found
     if sender is None:
         raise XRoadFault(
             "Server.ServerProxy.SslAuthenticationFailed",
-            "The TLS client certificate is not the certificate of any gateway of the instance.",
+            "The TLS client certificate is not the certificate of any gateway of the instance "
+            "or of an instance it federates with.",
         )
+    domain = conf
+    if federated is not None:
+        if not federated.usable():
+            raise XRoadFault(
+                "Server.ServerProxy.OutdatedGlobalConf",
+                f"The federation with {federated.instance} is not in force now (agreement "
+                f"{federated.agreement_id} or its shared parameters expired).",
+                peer=f"{federated.instance}:{sender.name}",
+            )
+        domain = federated.peer
     try:
         # The listed certificate has exactly the presented DER, and is parsed once per
         # configuration instead of once per request.
-        runtime.check_certificate(sender.tls_certificate, ca.CertificateUsage.TLS, conf)
+        runtime.check_certificate(sender.tls_certificate, ca.CertificateUsage.TLS, domain)
     except CertificateRefused as refused:
         raise XRoadFault(
             "Server.ServerProxy.SslAuthenticationFailed",
@@ -115,7 +135,7 @@ def _sender(request: web.Request, runtime: GatewayRuntime, conf: GlobalConf) -> 
             reason=runtime.refusal_reason(refused),
             peer=sender.name,
         ) from refused
-    return sender
+    return sender, federated
 
 
 async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
@@ -125,8 +145,11 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
             "Server.ServerProxy.OutdatedGlobalConf",
             "The provider's global configuration is missing or expired.",
         )
-    sender = _sender(request, runtime, conf)
-    call.facts["peer"] = sender.name
+    sender, federated = _sender(request, runtime, conf)
+    domain = conf if federated is None else federated.peer  # where the sender is listed
+    call.facts["peer"] = sender.name if federated is None else f"{domain.instance}:{sender.name}"
+    if federated is not None:
+        call.facts["federation"] = federated.agreement_id
     service, path = parse_target(request)
     call.service = str(service)
     body = await read_body(
@@ -137,7 +160,7 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
     if not signature:
         raise XRoadFault("Server.ServerProxy.MissingSignature", "The request is not signed.")
     call.signature = signature
-    check_signing_certificate(runtime, sender, conf, client_side=False)
+    check_signing_certificate(runtime, sender, domain, client_side=False)
     try:
         signed = envelope.verify(
             signature,
@@ -171,17 +194,28 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         client = SubsystemId.parse(str(signed.get("client")))
     except InvalidIdentifier as error:
         raise XRoadFault("Server.ServerProxy.UnknownMember", f"Bad client: {error}") from error
-    if str(client) not in conf.subsystems or str(client.member) != sender.member:
+    if (
+        str(client) not in domain.subsystems
+        or str(client.member) != sender.member
+        or client.instance != domain.instance
+    ):
         raise XRoadFault(
             "Server.ServerProxy.UnknownMember",
             f"Client {client} is not a subsystem of {sender.member}, whose gateway sent it.",
         )
+    if federated is not None and str(service) not in federated.opens:
+        raise XRoadFault(
+            "Server.ServerProxy.ServiceNotFederated",
+            f"Service {service} is not among the services {conf.instance} opens to "
+            f"{federated.instance} in federation agreement {federated.agreement_id}.",
+        )
+    room = pubsub.is_room_call(conf, service, path)  # pub/sub: the broker answers, below
     base_url = conf.services.get(str(service))
-    if base_url is None or service.member != runtime.member:
+    if (base_url is None and not room) or service.member != runtime.member:
         raise XRoadFault(
             "Server.ServerProxy.UnknownService", f"This gateway provides no service {service}."
         )
-    if not _allowed(conf, str(service), str(client), request.method, path):
+    if not room and not _allowed(conf, str(service), str(client), request.method, path):
         raise XRoadFault(
             "Server.ServerProxy.AccessDenied",
             f"Client {client} has no access right to {request.method} {path or '/'} of {service}.",
@@ -193,9 +227,9 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
             "request.in",
             {
                 "id": call.id,
-                "from": sender.name,
+                "from": call.facts["peer"],
                 "signature": signature,
-                **runtime.body_fields(body),
+                **runtime.body_fields(body, f"request.in:{call.id}"),
             },
             actor=call.client,
             subject=call.service,
@@ -206,7 +240,22 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
             "Server.ServerProxy.DuplicateMessageId",
             f"Message id {call.id} of {client} was already received (replay refused).",
         ) from error
-    status, headers, answer = await _forward(request, runtime, signed, base_url, path, body)
+    if room:
+        status, headers, answer = await pubsub.answer_signed(
+            runtime,
+            conf,
+            call_id=call.id,
+            client=client,
+            service=service,
+            method=request.method,
+            path=path,
+            body=body,
+            peer=str(call.facts["peer"]),
+        )
+    else:
+        status, headers, answer = await _forward(
+            request, runtime, signed, base_url or "", path, body
+        )
     answer_signature = envelope.sign_response(
         runtime.signing_key,
         sender=runtime.name,
@@ -221,11 +270,11 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         "response.out",
         {
             "id": call.id,
-            "to": sender.name,
+            "to": call.facts["peer"],
             "status": status,
             "request_hash": request_hash,
             "signature": answer_signature,
-            **runtime.body_fields(answer),
+            **runtime.body_fields(answer, f"response.out:{call.id}"),
         },
         actor=call.client,
         subject=call.service,

@@ -6,9 +6,13 @@ node's ``security`` audit chain (pass the node's checkpoint ``signer`` so checkp
 signed). What they write is published to gateways by the signed global configuration
 (``jisr.exchange.globalconf``).
 
-Access rights name a service, a client subsystem, a method (``*`` for any) and a path
-pattern matched against the path after the service code (``*`` for any; ``*`` in a pattern
-matches any characters, ``/`` included; ``/births/*`` matches ``/births/42``).
+Access rights name a service, a client, a method (``*`` for any) and a path pattern matched
+against the path after the service code (``*`` for any; ``*`` in a pattern matches any
+characters, ``/`` included; ``/births/*`` matches ``/births/42``). The client is a subsystem
+of this instance, a subsystem of a federated instance (an agreement with its instance must be
+installed; the agreement's ``opens_services`` still decides what it may reach), or a *local
+group* of the service's member: a named set of subsystems the member keeps, as X-Road's local
+groups; the global configuration lists a group's right once per member of the group.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from jisr.core import federation
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.i18n import _
@@ -30,6 +35,9 @@ from jisr.exchange.errors import (
     ExchangeError,
     GatewayAlreadyExists,
     GatewayNotFound,
+    GroupAlreadyExists,
+    GroupMemberAlreadyExists,
+    GroupNotFound,
     MemberAlreadyExists,
     MemberNotFound,
     ServiceAlreadyExists,
@@ -39,13 +47,23 @@ from jisr.exchange.errors import (
     SubsystemNotFound,
 )
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
-from jisr.exchange.models import AccessRight, Gateway, Member, Service, Subsystem
+from jisr.exchange.models import (
+    AccessRight,
+    Gateway,
+    LocalGroup,
+    LocalGroupMember,
+    Member,
+    Service,
+    Subsystem,
+)
 
 SECURITY_CHAIN = "security"
 # Service codes the gateways answer themselves (the service metadata protocol for REST).
 METASERVICES = ("listMethods", "allowedMethods", "getOpenAPI")
 METHODS = ("*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PATH_PATTERN = re.compile(r"^(\*|/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)$")
+_GROUP_CODE = re.compile(r"^[A-Za-z0-9'()+,\-.=?]{1,64}$")
+GROUP_PREFIX = "group:"  # how an access right to a local group names its client
 
 
 @dataclass(frozen=True)
@@ -72,10 +90,20 @@ class GatewayInfo:
 
 @dataclass(frozen=True)
 class AccessRightInfo:
+    """``client``: a subsystem identifier, or ``group:<code>`` for a local group."""
+
     service: str
     client: str
     method: str
     path: str
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    member: str
+    code: str
+    description: str
+    clients: list[str]
 
 
 def _log(
@@ -309,39 +337,72 @@ def _check_rule(method: str, path: str) -> tuple[str, str]:
     return method, path
 
 
+def _subject(
+    session: Session, service: ServiceId, client: SubsystemId | None, group: str | None
+) -> tuple[dict[str, Any], str]:
+    """The columns naming an access right's client, and how the right names it."""
+    if (client is None) == (group is None):
+        raise ExchangeError(_("Name either a client subsystem or a local group, not both."))
+    if group is not None:
+        row = _group(session, service.member, group)
+        return {"group_id": row.id}, GROUP_PREFIX + row.code
+    assert client is not None
+    if client.instance != service.instance:
+        _check_federated(session, client)
+        return {"foreign_client": str(client)}, str(client)
+    return {"client_id": _subsystem(session, client).id}, str(client)
+
+
+def _check_federated(session: Session, client: SubsystemId) -> None:
+    """A subsystem of another instance may be named only with an agreement in force."""
+    federation.agreement_with(session, peer=client.instance)
+
+
+def _right_filter(columns: dict[str, Any]) -> list[Any]:
+    return [
+        AccessRight.client_id == columns.get("client_id")
+        if "client_id" in columns
+        else AccessRight.client_id.is_(None),
+        AccessRight.group_id == columns.get("group_id")
+        if "group_id" in columns
+        else AccessRight.group_id.is_(None),
+        AccessRight.foreign_client == columns.get("foreign_client")
+        if "foreign_client" in columns
+        else AccessRight.foreign_client.is_(None),
+    ]
+
+
 def grant_access(
     session: Session,
     *,
     service: ServiceId,
-    client: SubsystemId,
+    client: SubsystemId | None = None,
+    group: str | None = None,
     method: str = "*",
     path: str = "*",
     signer: audit.CheckpointSigner | None = None,
 ) -> AccessRightInfo:
-    """Allow ``client`` to call ``service`` (with ``method`` on paths matching ``path``)."""
+    """Allow ``client`` (a subsystem, of this or a federated instance) or the local ``group``
+    of the service's member to call ``service`` (``method`` on paths matching ``path``)."""
     method, path = _check_rule(method, path)
     service_row = _service(session, service)
-    client_row = _subsystem(session, client)
+    columns, named = _subject(session, service, client, group)
     existing = session.scalars(
         sa.select(AccessRight.id).where(
             AccessRight.service_id == service_row.id,
-            AccessRight.client_id == client_row.id,
             AccessRight.method == method,
             AccessRight.path == path,
+            *_right_filter(columns),
         )
     ).first()
-    info = AccessRightInfo(service=str(service), client=str(client), method=method, path=path)
+    info = AccessRightInfo(service=str(service), client=named, method=method, path=path)
     if existing is not None:
         raise AccessRightAlreadyGranted(
             _("{client} may already call {service} ({method} {path})."), **info.__dict__
         )
     session.add(
         AccessRight(
-            service_id=service_row.id,
-            client_id=client_row.id,
-            method=method,
-            path=path,
-            granted_at=utcnow(),
+            service_id=service_row.id, method=method, path=path, granted_at=utcnow(), **columns
         )
     )
     session.flush()
@@ -353,7 +414,8 @@ def revoke_access(
     session: Session,
     *,
     service: ServiceId,
-    client: SubsystemId,
+    client: SubsystemId | None = None,
+    group: str | None = None,
     method: str = "*",
     path: str = "*",
     signer: audit.CheckpointSigner | None = None,
@@ -361,16 +423,19 @@ def revoke_access(
     """Withdraw exactly the right ``grant_access`` gave with the same arguments."""
     method, path = _check_rule(method, path)
     service_row = _service(session, service)
-    client_row = _subsystem(session, client)
+    if client is not None and client.instance != service.instance and group is None:
+        columns, named = {"foreign_client": str(client)}, str(client)  # agreement may be gone
+    else:
+        columns, named = _subject(session, service, client, group)
     row = session.scalars(
         sa.select(AccessRight).where(
             AccessRight.service_id == service_row.id,
-            AccessRight.client_id == client_row.id,
             AccessRight.method == method,
             AccessRight.path == path,
+            *_right_filter(columns),
         )
     ).one_or_none()
-    info = AccessRightInfo(service=str(service), client=str(client), method=method, path=path)
+    info = AccessRightInfo(service=str(service), client=named, method=method, path=path)
     if row is None:
         raise AccessRightNotFound(
             _("{client} has no access right to {service} ({method} {path})."), **info.__dict__
@@ -381,6 +446,15 @@ def revoke_access(
     return info
 
 
+def right_client(row: AccessRight) -> str:
+    """How a right names its client: a subsystem identifier or ``group:<code>``."""
+    if row.client is not None:
+        return str(subsystem_id(row.client))
+    if row.group is not None:
+        return GROUP_PREFIX + row.group.code
+    return str(row.foreign_client)
+
+
 def list_access(session: Session, *, service: ServiceId | None = None) -> list[AccessRightInfo]:
     query = sa.select(AccessRight)
     if service is not None:
@@ -388,13 +462,174 @@ def list_access(session: Session, *, service: ServiceId | None = None) -> list[A
     infos = [
         AccessRightInfo(
             service=str(service_id(row.service)),
-            client=str(subsystem_id(row.client)),
+            client=right_client(row),
             method=row.method,
             path=row.path,
         )
         for row in session.scalars(query)
     ]
     return sorted(infos, key=lambda i: (i.service, i.client, i.method, i.path))
+
+
+# --- local groups ----------------------------------------------------------------------------
+
+
+def _group(session: Session, member: MemberId, code: str) -> LocalGroup:
+    member_row = _member(session, member)
+    row = session.scalars(
+        sa.select(LocalGroup).where(LocalGroup.member_id == member_row.id, LocalGroup.code == code)
+    ).one_or_none()
+    if row is None:
+        raise GroupNotFound(
+            _("Member {member} has no local group {group}."), member=str(member), group=code
+        )
+    return row
+
+
+def _group_clients(session: Session, group_id: int) -> list[str]:
+    return sorted(
+        session.scalars(
+            sa.select(LocalGroupMember.client).where(LocalGroupMember.group_id == group_id)
+        )
+    )
+
+
+def _group_info(session: Session, row: LocalGroup) -> GroupInfo:
+    return GroupInfo(
+        member=str(member_id(row.member)),
+        code=row.code,
+        description=row.description,
+        clients=_group_clients(session, row.id),
+    )
+
+
+def add_group(
+    session: Session,
+    *,
+    member: MemberId,
+    code: str,
+    description: str = "",
+    signer: audit.CheckpointSigner | None = None,
+) -> GroupInfo:
+    """Create a local group of ``member`` (empty)."""
+    if not _GROUP_CODE.match(code):
+        raise ExchangeError(
+            _("{code!r} is not a group code (1 to 64 of A-Z a-z 0-9 ' ( ) + , - . = ?)."),
+            code=code,
+        )
+    description = description.strip()
+    if len(description) > 200:
+        raise ExchangeError(_("A group description has at most 200 characters."))
+    member_row = _member(session, member)
+    taken = session.scalars(
+        sa.select(LocalGroup.id).where(
+            LocalGroup.member_id == member_row.id, LocalGroup.code == code
+        )
+    ).first()
+    if taken is not None:
+        raise GroupAlreadyExists(
+            _("Member {member} already has a local group {group}."),
+            member=str(member),
+            group=code,
+        )
+    row = LocalGroup(
+        member_id=member_row.id, code=code, description=description, created_at=utcnow()
+    )
+    session.add(row)
+    session.flush()
+    _log(session, "exchange.group.added", {"member": str(member), "group": code}, signer)
+    return _group_info(session, row)
+
+
+def delete_group(
+    session: Session,
+    *,
+    member: MemberId,
+    code: str,
+    signer: audit.CheckpointSigner | None = None,
+) -> None:
+    """Delete a local group, its membership and the access rights granted to it."""
+    row = _group(session, member, code)
+    session.execute(sa.delete(AccessRight).where(AccessRight.group_id == row.id))
+    session.execute(sa.delete(LocalGroupMember).where(LocalGroupMember.group_id == row.id))
+    session.delete(row)
+    session.flush()
+    _log(session, "exchange.group.deleted", {"member": str(member), "group": code}, signer)
+
+
+def add_group_member(
+    session: Session,
+    *,
+    member: MemberId,
+    code: str,
+    client: SubsystemId,
+    signer: audit.CheckpointSigner | None = None,
+) -> GroupInfo:
+    """Put ``client`` (a registered subsystem, or one of a federated instance) in a group."""
+    row = _group(session, member, code)
+    if client.instance == member.instance:
+        _subsystem(session, client)
+    else:
+        _check_federated(session, client)
+    taken = session.scalars(
+        sa.select(LocalGroupMember.id).where(
+            LocalGroupMember.group_id == row.id, LocalGroupMember.client == str(client)
+        )
+    ).first()
+    if taken is not None:
+        raise GroupMemberAlreadyExists(
+            _("{client} is already in group {group}."), client=str(client), group=code
+        )
+    session.add(LocalGroupMember(group_id=row.id, client=str(client), added_at=utcnow()))
+    session.flush()
+    _log(
+        session,
+        "exchange.group.member-added",
+        {"member": str(member), "group": code, "client": str(client)},
+        signer,
+    )
+    return _group_info(session, row)
+
+
+def remove_group_member(
+    session: Session,
+    *,
+    member: MemberId,
+    code: str,
+    client: SubsystemId,
+    signer: audit.CheckpointSigner | None = None,
+) -> GroupInfo:
+    """Take ``client`` out of a group (its rights through the group end with it)."""
+    row = _group(session, member, code)
+    found = session.scalars(
+        sa.select(LocalGroupMember).where(
+            LocalGroupMember.group_id == row.id, LocalGroupMember.client == str(client)
+        )
+    ).one_or_none()
+    if found is None:
+        raise GroupNotFound(_("{client} is not in group {group}."), client=str(client), group=code)
+    session.delete(found)
+    session.flush()
+    _log(
+        session,
+        "exchange.group.member-removed",
+        {"member": str(member), "group": code, "client": str(client)},
+        signer,
+    )
+    return _group_info(session, row)
+
+
+def list_groups(session: Session, *, member: MemberId | None = None) -> list[GroupInfo]:
+    query = sa.select(LocalGroup)
+    if member is not None:
+        query = query.where(LocalGroup.member_id == _member(session, member).id)
+    infos = [_group_info(session, row) for row in session.scalars(query)]
+    return sorted(infos, key=lambda g: (g.member, g.code))
+
+
+def group_clients(session: Session, group_id: int) -> list[str]:
+    """The subsystems in a group (for the global configuration)."""
+    return _group_clients(session, group_id)
 
 
 # --- gateways --------------------------------------------------------------------------------

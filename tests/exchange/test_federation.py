@@ -1,0 +1,337 @@
+"""Cross-border calls: a QA subsystem calls an MA service through both gateways, over mutual
+TLS, trusted only through the federation agreement both registries signed; and every way
+that is refused (service outside the agreement, wrong instance, a CA or registry key that is
+not pinned), each with its X-Road error and a record in the refusing gateway's log."""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from jisr.core import federation as agreements
+from jisr.core.crypto import ca
+from jisr.core.instance import REGISTRY_NODE, Instance
+from jisr.demo import servers
+from jisr.exchange import envelope, federation, globalconf, provisioning, server, service
+from jisr.exchange.errors import PeerConfRefused
+from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
+
+from .conftest import BIRTH_RECORD, PORTAL, SERVICE_PATH, ExchangeWorld, build_world, free_port
+from .conftest import refusals as ma_refusals
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+MOI = MemberId.parse("QA/GOV/MOI")
+QA_SERVICES = SubsystemId.parse("QA/GOV/MOI/SERVICES")
+QA_OTHER = SubsystemId.parse("QA/GOV/MOI/OTHER")
+DEATH_RECORD = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/death-record")
+QA_SERVICE = ServiceId.parse("QA/GOV/MOI/SERVICES/residence")
+
+
+@dataclass
+class Federated:
+    ma: ExchangeWorld
+    qa: Instance
+    qa_registry: servers.RunningServer
+    qa_gateway: server.RunningGateway
+    agreement_id: str
+
+    def call(self, service_id: ServiceId, path: str, client: SubsystemId) -> httpx.Response:
+        return httpx.get(
+            f"{self.qa_gateway.url}/r1/{service_id}{path}",
+            headers={"X-Road-Client": str(client)},
+            timeout=20,
+        )
+
+    def qa_log(self, type_: str) -> list[dict[str, Any]]:
+        view = dataclasses.replace(self.ma, instance=self.qa)
+        return ma_refusals(view, "gateway-moi", type_)
+
+
+def _agree(ma: Instance, qa: Instance) -> str:
+    """MA offers (opening birth-record, not death-record, to QA), QA countersigns, both
+    install."""
+    ma_registry, qa_registry = ma.node(REGISTRY_NODE), qa.node(REGISTRY_NODE)
+    with qa_registry.session() as session:
+        qa_kid = agreements.registry_key_thumbprint(session, node=qa_registry)
+    with ma_registry.session() as session:
+        ma_kid = agreements.registry_key_thumbprint(session, node=ma_registry)
+        offer = agreements.make_offer(
+            session,
+            node=ma_registry,
+            peer="QA",
+            peer_key_thumbprint=qa_kid,
+            open_services=[str(BIRTH_RECORD)],
+        )
+    with qa_registry.session() as session:
+        document = agreements.countersign(
+            session, node=qa_registry, offer=offer, peer_key_thumbprint=ma_kid
+        )
+    agreement_id = ""
+    for instance in (ma, qa):
+        registry = instance.node(REGISTRY_NODE)
+        with registry.session() as session:
+            agreement_id = agreements.install_agreement(
+                session, node=registry, document=document
+            ).id
+    return agreement_id
+
+
+@pytest.fixture(scope="module")
+def fed(instance_factory: Any) -> Iterator[Federated]:
+    ma_world = build_world(instance_factory("MA"))
+    qa = instance_factory("QA")
+    qa_server = servers.start(qa)
+    made: Federated | None = None
+    try:
+        ma, ma_registry, qa_registry = (
+            ma_world.instance,
+            ma_world.instance.node(REGISTRY_NODE),
+            qa.node(REGISTRY_NODE),
+        )
+        ma.settings.public_url = ma_world.registry.url
+        qa.settings.public_url = qa_server.url
+        agreement_id = _agree(ma, qa)
+        with ma_registry.session() as session:
+            service.add_service(session, service=DEATH_RECORD, base_url=ma_world.provider.url)
+            service.grant_access(
+                session, service=BIRTH_RECORD, client=QA_SERVICES, method="GET", path="/births/*"
+            )
+            # granted, but not opened by the agreement: only the agreement stands in the way
+            service.grant_access(session, service=DEATH_RECORD, client=QA_SERVICES)
+        with qa_registry.session() as session:
+            service.add_member(session, member=MOI, name="Ministry of Interior")
+            for subsystem in (QA_SERVICES, QA_OTHER):
+                service.add_subsystem(session, subsystem=subsystem)
+            service.add_service(session, service=QA_SERVICE, base_url=ma_world.provider.url)
+            service.grant_access(session, service=QA_SERVICE, client=PORTAL)
+        info = provisioning.create_gateway(
+            qa, member=MOI, address=f"127.0.0.1:{free_port()}", registry_url=qa_server.url
+        )
+        qa_gateway = server.start_gateway(qa, info.name)
+        made = Federated(ma_world, qa, qa_server, qa_gateway, agreement_id)
+        # each registry learns the other's shared parameters (pinned key), then its gateways
+        assert federation.refresh_peer(ma_registry, peer="QA").version >= 1
+        assert federation.refresh_peer(qa_registry, peer="MA").version >= 1
+        for running in [*ma_world.gateways.values(), qa_gateway]:
+            assert running.refresh_now(), running.runtime.last_refresh_error
+    except BaseException:
+        if made is not None:
+            made.qa_gateway.stop()
+        qa_server.stop()
+        ma_world.close()
+        raise
+    yield made
+    made.qa_gateway.stop()
+    qa_server.stop()
+    ma_world.close()
+
+
+def _fault(response: httpx.Response, type_: str, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["x-road-error"] == type_
+    body: dict[str, Any] = response.json()
+    assert body["type"] == type_ and body["message"] and body["detail"]
+    return body
+
+
+def _from_qa_gateway(
+    fed: Federated, service_id: ServiceId, path: str, **overrides: Any
+) -> httpx.Response:
+    """A request signed with the QA gateway's keys sent straight to MA's peer listener (as a
+    QA gateway that skipped its own checks would)."""
+    runtime = fed.qa_gateway.runtime
+    conf = runtime.usable_conf()
+    assert conf is not None
+    ma_gateway = conf.federations["MA"].peer.gateways["gateway-civil-registry"]
+    fields: dict[str, Any] = {
+        "sender": "gateway-moi",
+        "instance": "MA",
+        "id": str(uuid.uuid4()),
+        "client": str(QA_SERVICES),
+        "service": str(service_id),
+        "method": "GET",
+        "path": path,
+        "query": "",
+        "user_id": None,
+        "issue": None,
+        "headers": [],
+        **overrides,
+    }
+    signature = envelope.sign_request(runtime.signing_key, body=b"", **fields)
+    return httpx.get(
+        f"https://127.0.0.1:{fed.ma.provider_gateway.peer_port}/r1/{service_id}{path}",
+        headers={envelope.SIGNATURE_HEADER: signature},
+        verify=runtime.peer_context(ma_gateway),
+        timeout=20,
+    )
+
+
+class TestCrossBorderCall:
+    def test_qa_subsystem_reads_ma_birth_record(self, fed: Federated) -> None:
+        response = fed.call(BIRTH_RECORD, "/births/MA:AB123456", QA_SERVICES)
+        assert response.status_code == 200, response.text
+        assert response.json()["national_id"] == "MA:AB123456"
+        assert response.headers["x-road-client"] == str(QA_SERVICES)
+        message_id = response.headers["x-road-id"]
+        ma_log = {
+            (event, data.get("id")): data
+            for event, data in _log(fed.ma.instance, "gateway-civil-registry")
+        }
+        assert ma_log[("request.in", message_id)]["from"] == "QA:gateway-moi"
+        assert ma_log[("response.out", message_id)]["to"] == "QA:gateway-moi"
+        qa_log = {(e, d.get("id")): d for e, d in _log(fed.qa, "gateway-moi")}
+        assert qa_log[("request.out", message_id)]["to"] == "MA:gateway-civil-registry"
+        assert qa_log[("response.in", message_id)]["status"] == 200
+
+    def test_the_configuration_carries_the_verified_federation(self, fed: Federated) -> None:
+        conf = fed.ma.provider_gateway.runtime.usable_conf()
+        assert conf is not None
+        federated = conf.federations["QA"]
+        assert federated.agreement_id == fed.agreement_id
+        assert federated.opens == {str(BIRTH_RECORD)} and federated.peer_opens == set()
+        assert "gateway-moi" in federated.peer.gateways and federated.usable()
+
+    def test_access_rights_still_apply(self, fed: Federated) -> None:
+        body = _fault(
+            fed.call(BIRTH_RECORD, "/births/1", QA_OTHER), "Server.ServerProxy.AccessDenied", 403
+        )
+        logged = ma_refusals(fed.ma, "gateway-civil-registry", "Server.ServerProxy.AccessDenied")
+        assert logged[-1]["id"] == body["detail"] and logged[-1]["client"] == str(QA_OTHER)
+        assert logged[-1]["peer"] == "QA:gateway-moi"
+        # the right is per method and path, across the border as well
+        _fault(
+            fed.call(BIRTH_RECORD, "/deaths/1", QA_SERVICES), "Server.ServerProxy.AccessDenied", 403
+        )
+
+
+class TestRefusals:
+    def test_service_outside_the_agreement(self, fed: Federated) -> None:
+        body = _fault(
+            fed.call(DEATH_RECORD, "/1", QA_SERVICES), "Server.ClientProxy.ServiceNotFederated", 403
+        )
+        assert fed.agreement_id in body["message"]
+        assert fed.qa_log("Server.ClientProxy.ServiceNotFederated")[-1]["id"] == body["detail"]
+        # a QA gateway skipping that check is refused by MA's gateway, which logs it
+        response = _from_qa_gateway(fed, DEATH_RECORD, "/1")
+        body = _fault(response, "Server.ServerProxy.ServiceNotFederated", 403)
+        logged = ma_refusals(
+            fed.ma, "gateway-civil-registry", "Server.ServerProxy.ServiceNotFederated"
+        )
+        assert logged[-1]["id"] == body["detail"]
+        assert logged[-1]["federation"] == fed.agreement_id
+
+    def test_nothing_is_opened_the_other_way(self, fed: Federated) -> None:
+        response = httpx.get(
+            f"{fed.ma.client_url}/r1/{QA_SERVICE}/x",
+            headers={"X-Road-Client": str(PORTAL)},
+            timeout=20,
+        )
+        _fault(response, "Server.ClientProxy.ServiceNotFederated", 403)
+        assert ma_refusals(fed.ma, "gateway-eservices", "Server.ClientProxy.ServiceNotFederated")
+
+    def test_wrong_instance(self, fed: Federated) -> None:
+        response = fed.call(ServiceId.parse("ZZ/GOV/X/Y/z"), "/1", QA_SERVICES)
+        body = _fault(response, "Client.InvalidServiceIdentifier", 400)
+        assert "no federation agreement" in body["message"]
+        assert fed.qa_log("Client.InvalidServiceIdentifier")
+        # a message addressed to another instance than the receiving gateway's
+        response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1", instance="QA")
+        _fault(response, "Server.ServerProxy.InvalidMessage", 400)
+        # a QA gateway speaking for an MA subsystem
+        response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1", client=str(PORTAL))
+        _fault(response, "Server.ServerProxy.UnknownMember", 403)
+        assert ma_refusals(fed.ma, "gateway-civil-registry", "Server.ServerProxy.UnknownMember")
+
+    def test_shared_parameters_not_signed_by_the_pinned_key(
+        self, fed: Federated, instance_factory: Any
+    ) -> None:
+        impostor = instance_factory("QA", nodes=["registry"])
+        registry = impostor.node(REGISTRY_NODE)
+        with registry.session() as session:
+            token = federation.shared_params(session, node=registry)
+        ma_registry = fed.ma.instance.node(REGISTRY_NODE)
+        with ma_registry.session() as session:
+            held = federation.list_peer_confs(session)[0]
+            with pytest.raises(PeerConfRefused, match="pinned key"):
+                federation.store_peer_conf(session, node=ma_registry, peer="QA", token=token)
+            assert federation.list_peer_confs(session)[0] == held
+            # nor for an instance without an agreement
+            with pytest.raises(agreements.AgreementNotFound):
+                federation.store_peer_conf(session, node=ma_registry, peer="ZZ", token=token)
+
+    def test_a_tampered_federation_is_left_out(self, fed: Federated) -> None:
+        conf = fed.ma.provider_gateway.runtime.usable_conf()
+        assert conf is not None
+        item = next(f for f in conf.document["federations"] if f["instance"] == "QA")
+        head, payload, signature = str(item["shared"]).split(".")
+        forged = {**item, "shared": ".".join((head, payload[:-2] + "AA", signature))}
+        assert globalconf._federations("MA", [forged]) == {}
+        assert set(globalconf._federations("MA", [item])) == {"QA"}
+
+    def test_certificate_of_a_ca_that_is_not_pinned(
+        self, fed: Federated, instance_factory: Any, tmp_path: Any
+    ) -> None:
+        url = f"https://127.0.0.1:{fed.ma.provider_gateway.peer_port}{SERVICE_PATH}/births/1"
+        # another instance's CA, no agreement: refused in the TLS handshake
+        other = instance_factory("ZZ", nodes=["registry"])
+        context = _client_context(other, fed, tmp_path / "zz")
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            httpx.get(url, verify=context, headers={envelope.SIGNATURE_HEADER: "x"}, timeout=10)
+        # QA's CA is pinned through the agreement, but this certificate is no QA gateway's
+        context = _client_context(fed.qa, fed, tmp_path / "qa")
+        response = httpx.get(url, verify=context, timeout=10)
+        _fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
+        assert ma_refusals(
+            fed.ma, "gateway-civil-registry", "Server.ServerProxy.SslAuthenticationFailed"
+        )
+
+
+def _client_context(issuer: Instance, fed: Federated, directory: Any) -> ssl.SSLContext:
+    """A TLS client context presenting a certificate ``issuer``'s CA issued."""
+    directory.mkdir()
+    registry = issuer.node(REGISTRY_NODE)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with registry.session() as session:
+        cert = ca.issue_certificate(
+            session,
+            registry.keys,
+            public_key=key.public_key(),
+            common_name="gateway-moi",
+            usage=ca.CertificateUsage.TLS,
+            ip_addresses=["127.0.0.1"],
+        )
+    (directory / "c.pem").write_bytes(ca.to_pem(cert))
+    (directory / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(cafile=str(fed.ma.provider_gateway.runtime.files.ca))
+    context.load_cert_chain(str(directory / "c.pem"), str(directory / "k.pem"))
+    return context
+
+
+def _log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
+    import json
+
+    import sqlalchemy as sa
+
+    with instance.node(gateway).session() as session:
+        rows = session.execute(
+            sa.text(
+                "SELECT event, data FROM audit_records WHERE chain = 'message-log' ORDER BY seq"
+            )
+        ).all()
+    return [(event, json.loads(data)) for event, data in rows]
