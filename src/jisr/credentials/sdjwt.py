@@ -28,6 +28,7 @@ Design
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import secrets
@@ -67,8 +68,34 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """base64url without padding, decoded. Same leniency as ``base64.urlsafe_b64decode``
+    (non-alphabet characters are discarded), but without its layers of argument coercion:
+    measured 0.74 -> 0.59 us for a JWT header, and a verification decodes eight segments."""
+    data = text.encode("ascii").translate(_FROM_URLSAFE)
+    return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+
+
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def json_loads(text: str | bytes) -> Any:
+    """``json.loads`` of one UTF-8 JSON text. The C scanner is called directly when it
+    consumes the whole text (``json.loads`` adds encoding detection and two whitespace
+    regex matches: measured 2.0 -> 0.64 us for a JWT header); anything else (leading or trailing
+    whitespace, an error) goes through ``json.loads``, so results and errors are the same."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def digest(disclosure: str) -> str:
@@ -202,7 +229,7 @@ def parse(token: str) -> Parsed:
 def decode_segment(segment: str) -> Any:
     """JSON of one base64url JWT segment; ``SdJwtRefused("malformed")`` otherwise."""
     try:
-        return json.loads(b64url_decode(segment))
+        return json_loads(b64url_decode(segment))
     except (ValueError, TypeError) as error:
         raise SdJwtRefused("malformed", "a JWT segment is not base64url JSON") from error
 
@@ -218,7 +245,7 @@ def decode_disclosures(disclosures: Sequence[str]) -> dict[str, list[Any]]:
         if key in found:
             raise SdJwtRefused("duplicate-disclosure", "a Disclosure is presented twice")
         try:
-            content = json.loads(b64url_decode(disclosure))
+            content = json_loads(b64url_decode(disclosure))
         except (ValueError, TypeError) as error:
             raise SdJwtRefused("malformed-disclosure", "a Disclosure is not JSON") from error
         if (
@@ -232,70 +259,93 @@ def decode_disclosures(disclosures: Sequence[str]) -> dict[str, list[Any]]:
     return found
 
 
+# ``isinstance`` with a tuple is faster than with a ``dict | list`` union (measured 62 vs
+# 95 ns), and the unpacker makes one such test per claim.
+_CONTAINERS = (dict, list)
+
+
 @dataclass
 class _Unpacker:
+    """Replaces digests by disclosed values. The hot path of a verification: scalars are
+    copied without a recursive call and the digest bookkeeping is inlined. Measured on the
+    benchmark's credential: 19 -> 5 recursive calls, 24 -> 12 us with the decoding of its
+    Disclosures."""
+
     disclosures: dict[str, list[Any]]
     seen: set[str] = field(default_factory=set)
     paths: dict[str, Path] = field(default_factory=dict)
 
-    def _use(self, key: str, path: Path) -> list[Any] | None:
-        if key in self.seen:
-            raise SdJwtRefused("duplicate-digest", "a digest appears more than once")
-        self.seen.add(key)
-        found = self.disclosures.get(key)
-        if found is not None:
-            self.paths[key] = path
-        return found
-
     def unpack(self, node: Any, path: Path) -> Any:
         if isinstance(node, dict):
-            out: dict[str, Any] = {}
-            for name, value in node.items():
-                if name in ("_sd", "_sd_alg"):
-                    continue
-                out[name] = self.unpack(value, (*path, name))
-            hidden = node.get("_sd")
-            if hidden is not None:
-                if not isinstance(hidden, list):
-                    raise SdJwtRefused("malformed", "_sd is not an array")
-                for key in hidden:
-                    if not isinstance(key, str):
-                        raise SdJwtRefused("malformed", "_sd holds a non-string digest")
-                    found = self._use(key, path)
-                    if found is None:
-                        continue
-                    if len(found) != 3:
-                        raise SdJwtRefused(
-                            "malformed-disclosure", "an array-element Disclosure is in _sd"
-                        )
-                    name = found[1]
-                    if name in ("_sd", "...") or name in out:
-                        raise SdJwtRefused(
-                            "claim-clash", f"the disclosed claim {name!r} clashes or is reserved"
-                        )
-                    self.paths[key] = (*path, name)
-                    out[name] = self.unpack(found[2], (*path, name))
-            return out
+            return self._object(node, path)
         if isinstance(node, list):
-            items: list[Any] = []
-            for element in node:
-                if isinstance(element, dict) and "..." in element:
-                    key = element["..."]
-                    if len(element) != 1 or not isinstance(key, str):
-                        raise SdJwtRefused("malformed", "an array digest is not {'...': digest}")
-                    index: Path = (*path, len(items))
-                    found = self._use(key, index)
-                    if found is None:
-                        continue
-                    if len(found) != 2:
-                        raise SdJwtRefused(
-                            "malformed-disclosure", "an object-property Disclosure is in an array"
-                        )
-                    items.append(self.unpack(found[1], index))
-                else:
-                    items.append(self.unpack(element, (*path, len(items))))
-            return items
+            return self._array(node, path)
         return node
+
+    def _object(self, node: dict[str, Any], path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in node.items():
+            if name == "_sd" or name == "_sd_alg":
+                continue
+            if isinstance(value, dict):
+                out[name] = self._object(value, (*path, name))
+            elif isinstance(value, list):
+                out[name] = self._array(value, (*path, name))
+            else:
+                out[name] = value
+        hidden = node.get("_sd")
+        if hidden is None:
+            return out
+        if not isinstance(hidden, list):
+            raise SdJwtRefused("malformed", "_sd is not an array")
+        seen, disclosures, paths = self.seen, self.disclosures, self.paths
+        for key in hidden:
+            if not isinstance(key, str):
+                raise SdJwtRefused("malformed", "_sd holds a non-string digest")
+            if key in seen:
+                raise SdJwtRefused("duplicate-digest", "a digest appears more than once")
+            seen.add(key)
+            found = disclosures.get(key)
+            if found is None:
+                continue
+            if len(found) != 3:
+                raise SdJwtRefused("malformed-disclosure", "an array-element Disclosure is in _sd")
+            name = found[1]
+            if name == "_sd" or name == "..." or name in out:
+                raise SdJwtRefused(
+                    "claim-clash", f"the disclosed claim {name!r} clashes or is reserved"
+                )
+            where = paths[key] = (*path, name)
+            value = found[2]
+            out[name] = self.unpack(value, where) if isinstance(value, _CONTAINERS) else value
+        return out
+
+    def _array(self, node: list[Any], path: Path) -> list[Any]:
+        items: list[Any] = []
+        seen, disclosures, paths = self.seen, self.disclosures, self.paths
+        for element in node:
+            if isinstance(element, dict) and "..." in element:
+                key = element["..."]
+                if len(element) != 1 or not isinstance(key, str):
+                    raise SdJwtRefused("malformed", "an array digest is not {'...': digest}")
+                if key in seen:
+                    raise SdJwtRefused("duplicate-digest", "a digest appears more than once")
+                seen.add(key)
+                found = disclosures.get(key)
+                if found is None:
+                    continue
+                if len(found) != 2:
+                    raise SdJwtRefused(
+                        "malformed-disclosure", "an object-property Disclosure is in an array"
+                    )
+                index: Path = (*path, len(items))
+                paths[key] = index
+                items.append(self.unpack(found[1], index))
+            elif isinstance(element, _CONTAINERS):
+                items.append(self.unpack(element, (*path, len(items))))
+            else:
+                items.append(element)
+        return items
 
 
 def unpack(payload: Mapping[str, Any], disclosures: Sequence[str]) -> dict[str, Any]:
@@ -308,7 +358,7 @@ def unpack(payload: Mapping[str, Any], disclosures: Sequence[str]) -> dict[str, 
         raise SdJwtRefused("unsupported-sd-alg", f"_sd_alg {payload['_sd_alg']!r} is not sha-256")
     decoded = decode_disclosures(disclosures)
     unpacker = _Unpacker(decoded)
-    result = unpacker.unpack(dict(payload), ())
+    result = unpacker.unpack(payload if isinstance(payload, dict) else dict(payload), ())
     if len(unpacker.paths) != len(decoded):
         raise SdJwtRefused(
             "unreferenced-disclosure", "a Disclosure is not referenced by any digest"
