@@ -227,10 +227,13 @@ def evidence_step(world: World) -> None:
             world.say(f"{code}: a service nobody provides is not available: {refused}")
         else:
             raise RuntimeError("a service nobody provides answered")
-        covered = covered_procedures(code)
+        procedures = catalogue.list_procedures(code)
+        fetched_count = sum(len(catalogue.documents_fetchable(p, source)) for p in procedures)
+        asked_count = sum(len(catalogue.documents_asked(p, source)) for p in procedures)
         world.say(
-            f"{code}: {len(covered)} procedures of the catalogue now need none of the documents "
-            "the exchange supplies"
+            f"{code}: across {len(procedures)} procedures, {fetched_count} documents now come "
+            f"through the exchange and {asked_count} are asked of the person; "
+            f"{len(covered_procedures(code))} procedures get all their evidence once-only"
         )
 
 
