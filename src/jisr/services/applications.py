@@ -1181,9 +1181,10 @@ def simplification_figures(
     procedure_ids: Iterable[str] | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    actor: str | None = None,
 ) -> Statistics:
     """Per procedure of the catalogue (of ``country``) and overall; applications created
-    in ``[since, until)`` when given."""
+    in ``[since, until)`` when given; only those ``actor`` (an officer) changed, if given."""
     procedures = catalogue.list_procedures(country)
     if procedure_ids is not None:
         wanted = set(procedure_ids)
@@ -1194,6 +1195,12 @@ def simplification_figures(
         query = query.where(Application.created_at >= since)
     if until is not None:
         query = query.where(Application.created_at < until)
+    if actor is not None:
+        query = query.where(
+            Application.id.in_(
+                sa.select(StateChange.application_id).where(StateChange.actor == actor)
+            )
+        )
     rows = list(session.scalars(query))
     sent_back_counts: dict[int, int] = {}
     providers: dict[int, set[str]] = {}
