@@ -36,7 +36,7 @@ import statistics
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -58,6 +58,7 @@ from jisr.services.errors import (
     ServicesError,
     TaskNotFound,
 )
+from jisr.services.evidence import EvidenceSource, Fetched
 from jisr.services.models import (
     Application,
     EvidenceRecord,
@@ -108,40 +109,6 @@ MAGIC: tuple[tuple[str, bytes], ...] = (
 )
 PURPOSE_MAX = 500
 PHONE = re.compile(r"^\+?[0-9][0-9 ]{5,19}$")
-
-
-# --- evidence sources -------------------------------------------------------------------------
-# The exchange-backed source lives in ``jisr.services.evidence``; this module only needs its
-# shape (structural typing), so that an application can be worked without a gateway too.
-
-
-class FetchedEvidence(Protocol):
-    """What an evidence source answers (``jisr.services.evidence.Fetched``)."""
-
-    @property
-    def service(self) -> str: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def message_id(self) -> str: ...
-    @property
-    def purpose(self) -> str: ...
-    @property
-    def fetched_at(self) -> dt.datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-
-class EvidenceSource(Protocol):
-    """Fetches documents that other agencies hold, through the exchange
-    (``jisr.services.evidence.EvidenceSource``); refusals raise a ``ServicesError``
-    (``EvidenceUnavailable``)."""
-
-    def available(self, service: str) -> bool: ...
-
-    def fetch(
-        self, service: str, *, national_id: str, purpose: str, user_id: str
-    ) -> FetchedEvidence: ...
 
 
 # --- views (what callers outside the block see; never the rows) -------------------------------
@@ -673,7 +640,7 @@ def _fetch_evidence(
                 purpose=purpose,
                 user_id=row.applicant_national_id,
             )
-        except ServicesError as error:  # EvidenceUnavailable: ask the person instead
+        except ServicesError as error:  # EvidenceUnavailable (or any refusal): ask the person
             node.record(
                 session,
                 "services.evidence.unavailable",
@@ -1272,7 +1239,7 @@ __all__ = [
     "DocumentInfo",
     "EvidenceInfo",
     "EvidenceSource",
-    "FetchedEvidence",
+    "Fetched",
     "Figures",
     "Officer",
     "StateChangeInfo",

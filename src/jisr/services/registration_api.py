@@ -46,9 +46,10 @@ from starlette.concurrency import run_in_threadpool
 from jisr.core.errors import Forbidden, InvalidInput, Unauthorized
 from jisr.core.http import request_language, session_of
 from jisr.core.i18n import _, gettext
+from jisr.core.instance import Node
 from jisr.identity.oidc.server import Provider
 from jisr.services import applications as apps
-from jisr.services import service
+from jisr.services import evidence, service
 from jisr.services.errors import (
     IllegalTransition,
     InvalidForm,
@@ -56,6 +57,7 @@ from jisr.services.errors import (
     ProcedureNotFound,
     TaskNotFound,
 )
+from jisr.services.evidence import EvidenceSource
 
 router = APIRouter(tags=["GovStack registration"])
 PortalDep = Annotated[Session, session_of("portal")]
@@ -308,14 +310,9 @@ def submit_application(
     return _application(info, language)
 
 
-def _evidence_source(node: Any) -> apps.EvidenceSource | None:
-    """The exchange-backed evidence source of ``jisr.services.evidence`` when there is one."""
-    try:
-        from jisr.services import evidence  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # pragma: no cover - until the exchange-backed source lands
-        return None
-    source: apps.EvidenceSource | None = evidence.evidence_source(node)
-    return source
+def _evidence_source(node: Node) -> EvidenceSource | None:
+    """The portal's exchange-backed evidence source (None: no gateway configured)."""
+    return evidence.evidence_source(node)
 
 
 @router.get("/applications", responses=_AUTH)
