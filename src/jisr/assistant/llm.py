@@ -288,6 +288,7 @@ _STOP = frozenset(
 )
 
 
+@lru_cache(maxsize=65536)
 def _fold(word: str) -> str:
     """A word's comparison form: case, accents, Arabic letter forms and digits folded."""
     word = normalize_arabic(word).casefold()
@@ -295,6 +296,7 @@ def _fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     word = _fold(word)
     if any("\u0600" <= c <= "\u06ff" for c in word):
@@ -308,7 +310,8 @@ def _stem(word: str) -> str:
     return word
 
 
-def _forms(token: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def _forms(token: str) -> frozenset[str]:
     """``token``, its stem and, for Arabic, its singular under a dual or plural ending
     (``صورتين`` → ``صوره``)."""
     stem = _stem(token)
@@ -317,7 +320,7 @@ def _forms(token: str) -> set[str]:
         for ending, singular in (("تين", "ه"), ("تان", "ه"), ("ين", ""), ("ان", ""), ("ات", "ه")):
             if stem.endswith(ending) and len(stem) - len(ending) >= 2:
                 forms.add(stem[: -len(ending)] + singular)
-    return forms
+    return frozenset(forms)
 
 
 def _tokens(text: str) -> list[str]:
