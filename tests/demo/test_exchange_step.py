@@ -23,6 +23,9 @@ def test_exchange_step_runs_and_reuses(tmp_path: Path) -> None:
             trace = "\n".join(world.trace)
             assert "Fatima Zahra El Amrani" in trace
             assert "Server.ServerProxy.AccessDenied" in trace
+            assert "QA/GOV/MOI/SERVICES read MA:" in trace  # through the federation
+            assert "Server.ClientProxy.ServiceNotFederated" in trace
         finally:
             world.close()
     assert "all in place" in trace
+    assert "reusing agreement" in trace

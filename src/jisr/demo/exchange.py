@@ -7,20 +7,29 @@ reads the demo citizen's record through its gateway, which signs the call and se
 mutual TLS to the civil registry's gateway, which checks the right, asks the registry's system,
 signs the answer and logs it; a call from ``ANALYTICS``, without a right, is refused.
 
+Across the border: MA opens ``birth-record`` to QA in the federation agreement
+(``jisr.demo.federation``, reused when installed), grants QA's ``QA/GOV/MOI/SERVICES`` a
+right, and each registry downloads the other's shared parameters (checked with the pinned
+federation key); QA's subsystem then reads the record through QA's gateway and MA's, and a
+service the agreement does not open is refused.
+
 Idempotent: on a reused world, what exists is kept (the service's URL is moved to the
 system's new port).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.core.net import free_port
 from jisr.demo import civil_registry
-from jisr.exchange import provisioning, server, service
+from jisr.demo import federation as demo_federation
+from jisr.exchange import federation, provisioning, server, service
 from jisr.exchange.errors import ExchangeError
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId, gateway_name
 
@@ -33,6 +42,9 @@ BIRTHS = SubsystemId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS")
 PORTAL = SubsystemId.parse("MA/GOV/ESERVICES/PORTAL")
 ANALYTICS = SubsystemId.parse("MA/GOV/ESERVICES/ANALYTICS")
 BIRTH_RECORD = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record")
+NOT_OPENED = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/death-record")  # never registered
+QA_MOI = MemberId.parse("QA/GOV/MOI")
+QA_SERVICES = SubsystemId.parse("QA/GOV/MOI/SERVICES")
 
 
 def _keep(world: World, running: Any) -> None:
@@ -112,8 +124,10 @@ def exchange_step(world: World) -> None:
             )
             world.say(f"{name}: node created; the MA CA issued its TLS and signing certificates")
     urls = {}
+    started = []
     for member, name in zip((PROVIDER, CONSUMER), names, strict=True):
         running = server.start_gateway(instance, name, registry_url=registry_url)
+        started.append(running)
         _keep(world, running)
         if not running.refresh_now():
             raise RuntimeError(f"{name} cannot load the global configuration")
@@ -146,3 +160,79 @@ def exchange_step(world: World) -> None:
             f"{refused.headers['x-road-error']} ({refused.json()['message']})"
         )
     world.say("both gateways logged each request and response with its signature (message-log)")
+    _across_the_border(world, started)
+
+
+def _qa_side(world: World) -> None:
+    """QA's registry knows its interior ministry's subsystem; MA grants it the birth record."""
+    qa = world.instances["QA"].node(REGISTRY_NODE)
+    ma = world.instances["MA"].node(REGISTRY_NODE)
+    actions: list[tuple[Any, Callable[[Session], object]]] = [
+        (qa, lambda s: service.add_member(s, member=QA_MOI, name="Ministry of Interior")),
+        (qa, lambda s: service.add_subsystem(s, subsystem=QA_SERVICES)),
+        (
+            ma,
+            lambda s: service.grant_access(
+                s, service=BIRTH_RECORD, client=QA_SERVICES, method="GET", path="/births/*"
+            ),
+        ),
+    ]
+    for registry, action in actions:
+        with registry.session() as session:
+            try:
+                action(session)
+            except ExchangeError:
+                pass  # already there (a reused world)
+
+
+def _across_the_border(world: World, ma_gateways: list[server.RunningGateway]) -> None:
+    """A QA subsystem reads the MA birth record through QA's and MA's gateways, trusted
+    through the federation agreement (``jisr.demo.federation``)."""
+    ma, qa = world.instances["MA"], world.instances["QA"]
+    world.say(f"federation agreement: {demo_federation.agree(world)}")
+    _qa_side(world)
+    name = gateway_name(QA_MOI)
+    if name not in qa.nodes:
+        provisioning.create_gateway(
+            qa, member=QA_MOI, address=f"127.0.0.1:{free_port()}", registry_url=world.url("QA")
+        )
+        world.say(f"QA {name}: node created; the QA CA issued its certificates")
+    qa_gateway = server.start_gateway(qa, name, registry_url=world.url("QA"))
+    _keep(world, qa_gateway)
+    # Each registry downloads the other's shared parameters (CA, CRL, gateways), checked
+    # with the federation key the agreement pins, and signs them into its configuration.
+    for here, peer in ((ma, "QA"), (qa, "MA")):
+        info = federation.refresh_peer(
+            here.node(REGISTRY_NODE), peer=peer, base_url=world.url(peer)
+        )
+        world.say(
+            f"{here.code} registry: {peer}'s shared parameters v{info.version} verified with "
+            "the pinned federation key"
+        )
+    for running in [*ma_gateways, qa_gateway]:
+        if not running.refresh_now():
+            raise RuntimeError(f"{running.runtime.name} cannot load the global configuration")
+    conf = qa_gateway.runtime.conf
+    opened = sorted(conf.federations["MA"].peer_opens) if conf and "MA" in conf.federations else []
+    world.say(f"QA {name}: serving {qa_gateway.url}; MA opens to QA: {', '.join(opened)}")
+    target = f"{qa_gateway.url}/r1/{BIRTH_RECORD}/births/{civil_registry.CITIZEN}"
+    with httpx.Client(timeout=20) as client:
+        answer = client.get(target, headers={"X-Road-Client": str(QA_SERVICES)})
+        if answer.status_code != 200:
+            raise RuntimeError(f"the cross-border call failed: {answer.text}")
+        record = answer.json()
+        world.say(
+            f"{QA_SERVICES} read {record['national_id']} ({record['name_latin']}) across the "
+            f"border: 200 through QA {name} and MA {gateway_name(PROVIDER)} over mutual TLS, "
+            f"X-Road-Id {answer.headers['x-road-id']}"
+        )
+        refused = client.get(
+            f"{qa_gateway.url}/r1/{NOT_OPENED}/births/{civil_registry.CITIZEN}",
+            headers={"X-Road-Client": str(QA_SERVICES)},
+        )
+        if refused.headers.get("x-road-error") != "Server.ClientProxy.ServiceNotFederated":
+            raise RuntimeError(f"a service outside the agreement was not refused: {refused.text}")
+        world.say(
+            f"{NOT_OPENED.code}, outside the agreement: refused {refused.status_code} "
+            f"{refused.headers['x-road-error']}"
+        )

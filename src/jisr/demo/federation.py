@@ -2,7 +2,8 @@
 
 ``federation_step(world)`` (run it before ``credentials_step``; it needs only the served
 instances and the register of MA): the two registries exchange their key thumbprints out of
-band, MA offers an agreement (QA accepts MA birth certificates), QA countersigns, both
+band, MA offers an agreement (QA accepts MA birth certificates; MA opens its birth-record
+exchange service to QA subsystems), QA countersigns, both
 install it (skipped when a valid one is already installed: the step is idempotent on a
 reused world). QA then fetches MA's trust list over HTTP, verified against the pinned
 trust-list key. MA issues a birth certificate; QA verifies it with no call to MA's verifier
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 ACCEPTED_FROM_MA = ["birth-certificate", "residence-certificate"]
 ACCEPTED_FROM_QA = ["residence-permit"]
+# The exchange step's service that MA opens to QA subsystems (through both gateways).
+OPENED_BY_MA = ["MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record"]
 
 
 def _thumbprint(instance: Instance) -> str:
@@ -33,12 +36,15 @@ def _thumbprint(instance: Instance) -> str:
         return federation.registry_key_thumbprint(session, node=registry)
 
 
-def _agree(world: World) -> str:
+def agree(world: World) -> str:
+    """MA and QA sign and install the agreement (idempotent: a valid one that opens
+    ``OPENED_BY_MA`` is reused); says how."""
     ma, qa = world.instances["MA"], world.instances["QA"]
     with qa.node(REGISTRY_NODE).session() as session:
         try:
             found = federation.agreement_with(session, peer="MA")
-            return f"reusing agreement {found.id}"
+            if set(OPENED_BY_MA) <= set(found.party("MA").opens_services):
+                return f"reusing agreement {found.id}"
         except federation.FederationError:
             pass
     ma_kid, qa_kid = _thumbprint(ma), _thumbprint(qa)
@@ -50,6 +56,7 @@ def _agree(world: World) -> str:
             peer_key_thumbprint=qa_kid,
             accept_types=ACCEPTED_FROM_QA,
             peer_accept_types=ACCEPTED_FROM_MA,
+            open_services=OPENED_BY_MA,
         )
     with qa.node(REGISTRY_NODE).session() as session:
         document = federation.countersign(
@@ -68,7 +75,7 @@ def _verify_in_qa(world: World, document: str, *, printed: bool) -> Verification
     qa = world.instances["QA"]
     portal = qa.node(service.ISSUER_NODE)
     with portal.session() as session, qa.node(REGISTRY_NODE).session() as registry:
-        # Whom to trust comes from MA's pinned trust list; only the status list is fetched.
+        # Whom to trust and the status lists: the copies QA keeps; no call to MA.
         verifier = trust.federated_verifier(session, node=portal, registry=registry)
         return verifier.verify_qr(document) if printed else verifier.verify(document)
 
@@ -77,14 +84,24 @@ def federation_step(world: World) -> None:
     world.step("MA and QA sign a federation agreement; QA verifies an MA document through it")
     ma, qa = world.instances["MA"], world.instances["QA"]
     world.say(f"registries exchange key thumbprints out of band: MA {_thumbprint(ma)[:12]}…")
-    world.say(f"agreement (QA accepts {', '.join(ACCEPTED_FROM_MA)} from MA): {_agree(world)}")
-    with qa.node(REGISTRY_NODE).session() as session:
-        payload = trust.fetch_trust_list(
-            session, node=qa.node(REGISTRY_NODE), peer="MA", base_url=world.url("MA")
+    world.say(
+        f"agreement (QA accepts {', '.join(ACCEPTED_FROM_MA)} from MA; MA opens "
+        f"{', '.join(OPENED_BY_MA)} to QA): {agree(world)}"
+    )
+    qa_portal = qa.node(service.ISSUER_NODE)
+    with qa.node(REGISTRY_NODE).session() as session, qa_portal.session() as portal_session:
+        payload, refreshed = trust.refresh_peer(
+            portal_session,
+            node=qa_portal,
+            registry=session,
+            registry_node=qa.node(REGISTRY_NODE),
+            peer="MA",
+            base_url=world.url("MA"),
         )
     world.say(
         f"QA fetched MA's trust list over HTTP ({len(payload['issuers'])} issuers), "
-        "verified with the pinned trust-list key"
+        f"verified with the pinned trust-list key, and {len(refreshed.stored)} status lists, "
+        "verified with MA's issuer keys"
     )
     portal = ma.node(service.ISSUER_NODE)
     with ma.node("idp").session() as register, portal.session() as session:
