@@ -148,6 +148,12 @@ def test_a_faithful_reply_is_shown(small_assistant: Assistant, endpoint: Endpoin
     assert sent["body"]["stream"] is False
 
 
+def test_a_reasoning_trace_is_not_shown(small_assistant: Assistant, endpoint: Endpoint) -> None:
+    endpoint.model.reply = "<think>Maybe the fee is 50 MAD?</think>\n" + FAITHFUL_EN
+    answer = small_assistant.ask("Certificate of residence", llm=endpoint.client())
+    assert answer.answer.startswith(FAITHFUL_EN) and "50" not in answer.answer
+
+
 def test_darija_gets_the_arabic_reply(small_assistant: Assistant, endpoint: Endpoint) -> None:
     endpoint.model.reply = FAITHFUL_AR
     answer = small_assistant.ask("كيفاش ندير شهادة السكنى", llm=endpoint.client())

@@ -173,6 +173,8 @@ def test_api_refuses_over_the_limit_with_a_problem(
         b'{"question": "x", "country": "FR"}',
         b'{"question": "x", "extra": 1}',
         b"[]",
+        b'{"question": "raw \x01 control \x00 characters"}',  # JSON wants them escaped
+        b'{"question": "not UTF-8 \xff"}',
     ],
 )
 def test_api_refuses_a_bad_body_with_a_problem(
