@@ -22,7 +22,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
 from jisr.core.errors import NotFound
 from jisr.core.instance import REGISTRY_NODE, Instance
-from jisr.exchange import archive, globalconf, provisioning, service
+from jisr.exchange import archive, federation, globalconf, provisioning, service
 from jisr.exchange.gateway import MESSAGE_LOG
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 
@@ -191,21 +191,31 @@ MethodOption = typer.Option("*", "--method", help="HTTP method, or * for any.")
 PathOption = typer.Option("*", "--path", help="Path pattern after the service, e.g. /births/*.")
 
 
+ClientArgument = typer.Argument(
+    None, help="The client subsystem (of this instance or a federated one); or use --group."
+)
+GroupOption = typer.Option(
+    None, "--group", help="A local group of the service's member, instead of a client."
+)
+
+
 @access_app.command("grant")
 def access_grant(
     service_id: str = typer.Argument(..., help="The service."),
-    client: str = typer.Argument(..., help="The client subsystem."),
+    client: str | None = ClientArgument,
+    group: str | None = GroupOption,
     method: str = MethodOption,
     path: str = PathOption,
     directory: Path = DirOption,
 ) -> None:
-    """Allow a client subsystem to call a service."""
+    """Allow a client subsystem, or a local group, to call a service."""
     instance, registry = _registry(directory)
     with registry.session() as session:
         info = service.grant_access(
             session,
             service=ServiceId.parse(service_id),
-            client=SubsystemId.parse(client),
+            client=SubsystemId.parse(client) if client else None,
+            group=group,
             method=method,
             path=path,
             signer=registry.checkpoint_signer(session),
@@ -217,18 +227,20 @@ def access_grant(
 @access_app.command("revoke")
 def access_revoke(
     service_id: str = typer.Argument(..., help="The service."),
-    client: str = typer.Argument(..., help="The client subsystem."),
+    client: str | None = ClientArgument,
+    group: str | None = GroupOption,
     method: str = MethodOption,
     path: str = PathOption,
     directory: Path = DirOption,
 ) -> None:
-    """Withdraw an access right (the same method and path as granted)."""
+    """Withdraw an access right (the same client or group, method and path as granted)."""
     instance, registry = _registry(directory)
     with registry.session() as session:
         info = service.revoke_access(
             session,
             service=ServiceId.parse(service_id),
-            client=SubsystemId.parse(client),
+            client=SubsystemId.parse(client) if client else None,
+            group=group,
             method=method,
             path=path,
             signer=registry.checkpoint_signer(session),
@@ -250,6 +262,159 @@ def access_list(
         items = service.list_access(session, service=only)
     instance.close()
     _emit(items, as_json, lambda a: f"{a.client} -> {a.service}  {a.method} {a.path}")
+
+
+# --- local groups ----------------------------------------------------------------------------
+
+group_app = typer.Typer(
+    help="Local groups of client subsystems, per member; access rights may name a group.",
+    no_args_is_help=True,
+)
+app.add_typer(group_app, name="group")
+MemberArgument = typer.Argument(..., help="The member owning the group (INSTANCE/CLASS/CODE).")
+CodeArgument = typer.Argument(..., help="The group code.")
+
+
+@group_app.command("create")
+def group_create(
+    member: str = MemberArgument,
+    code: str = CodeArgument,
+    description: str = typer.Option("", "--description", help="What the group is for."),
+    directory: Path = DirOption,
+) -> None:
+    """Create an empty local group of a member."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = service.add_group(
+            session,
+            member=MemberId.parse(member),
+            code=code,
+            description=description,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Group {info.code} of {info.member} created.")
+
+
+@group_app.command("delete")
+def group_delete(
+    member: str = MemberArgument, code: str = CodeArgument, directory: Path = DirOption
+) -> None:
+    """Delete a local group, and the access rights granted to it."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        service.delete_group(
+            session,
+            member=MemberId.parse(member),
+            code=code,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    out.print(f"Group {code} of {member} deleted.")
+
+
+@group_app.command("add")
+def group_add(
+    member: str = MemberArgument,
+    code: str = CodeArgument,
+    clients: list[str] = typer.Argument(..., help="Subsystems to put in the group."),
+    directory: Path = DirOption,
+) -> None:
+    """Put subsystems in a local group."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        signer = registry.checkpoint_signer(session)
+        for client in clients:
+            info = service.add_group_member(
+                session,
+                member=MemberId.parse(member),
+                code=code,
+                client=SubsystemId.parse(client),
+                signer=signer,
+            )
+    instance.close()
+    out.print(f"Group {info.code} of {info.member}: {', '.join(info.clients)}.")
+
+
+@group_app.command("remove")
+def group_remove(
+    member: str = MemberArgument,
+    code: str = CodeArgument,
+    clients: list[str] = typer.Argument(..., help="Subsystems to take out of the group."),
+    directory: Path = DirOption,
+) -> None:
+    """Take subsystems out of a local group (their rights through it end)."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        signer = registry.checkpoint_signer(session)
+        for client in clients:
+            info = service.remove_group_member(
+                session,
+                member=MemberId.parse(member),
+                code=code,
+                client=SubsystemId.parse(client),
+                signer=signer,
+            )
+    instance.close()
+    out.print(f"Group {info.code} of {info.member}: {', '.join(info.clients) or '(empty)'}.")
+
+
+@group_app.command("list")
+def group_list(
+    directory: Path = DirOption,
+    member: str | None = typer.Option(None, "--member", help="Only this member's groups."),
+    as_json: bool = JsonOption,
+) -> None:
+    """List local groups and their subsystems."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = service.list_groups(session, member=MemberId.parse(member) if member else None)
+    instance.close()
+    _emit(items, as_json, lambda g: f"{g.member} {g.code}: {', '.join(g.clients) or '(empty)'}")
+
+
+# --- federation --------------------------------------------------------------------------------
+
+federation_app = typer.Typer(
+    help="Cross-border exchange: federated instances' shared parameters.", no_args_is_help=True
+)
+app.add_typer(federation_app, name="federation")
+
+
+@federation_app.command("sync")
+def federation_sync(
+    peer: str = typer.Argument(..., help="The federated instance, e.g. QA."),
+    url: str | None = typer.Option(
+        None, "--url", help="Its registry's base URL (default: the one its agreement names)."
+    ),
+    directory: Path = DirOption,
+) -> None:
+    """Download a federated instance's shared parameters now, checked with the key the
+    agreement pins; the next global configuration carries them to the gateways."""
+    instance, registry = _registry(directory)
+    info = federation.refresh_peer(registry, peer=peer, base_url=url)
+    instance.close()
+    out.print(
+        f"Shared parameters of {info.peer} version {info.version} verified and kept "
+        f"(agreement {info.agreement_id}, valid until {info.expires_at:%Y-%m-%d %H:%M} UTC)."
+    )
+
+
+@federation_app.command("list")
+def federation_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
+    """List the federated instances' shared parameters held."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        items = federation.list_peer_confs(session)
+    instance.close()
+    if as_json:
+        out.print_json(json.dumps([dataclasses.asdict(i) for i in items], default=str))
+        return
+    _emit(
+        items,
+        False,
+        lambda p: f"{p.peer}  v{p.version}  agreement {p.agreement_id}  until {p.expires_at}",
+    )
 
 
 # --- gateways --------------------------------------------------------------------------------
