@@ -154,6 +154,13 @@ class AdditionalData(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+def _form_values(data: dict[str, Any]) -> dict[str, Any]:
+    """Form fields as GovStack sends them (each an object, ``{"value": …}``) or plain."""
+    return {
+        k: v["value"] if isinstance(v, dict) and set(v) == {"value"} else v for k, v in data.items()
+    }
+
+
 def _status(state: str, language: str) -> dict[str, str]:
     code, title = STATUS[state]
     return {"code": code, "title": gettext(title, language)}
@@ -171,66 +178,79 @@ def _document_id(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _present(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` without its null members (GovStack's schemas type them as strings)."""
+    return {k: _present(v) if isinstance(v, dict) else v for k, v in value.items() if v is not None}
+
+
 def _application(info: apps.ApplicationInfo, language: str) -> dict[str, Any]:
     """GovStack ``applicationFileResponse``, and what was fetched, from whom and why."""
     procedure = service.get_procedure(info.procedure_id)
     names = [d.name.get(language) for d in procedure.required_documents]
-    return {
-        "fileId": info.application_id,
-        "registered": _iso(info.submitted_at or info.created_at),
-        "serviceId": info.procedure_id,
-        "serviceName": procedure.title.get(language),
-        "status": _status(info.state, language),
-        "ended": info.state in apps.FINAL,
-        "applicationData": {
+    return _present(
+        {
+            "fileId": info.application_id,
             "applicantId": info.applicant_national_id,
-            "created": _iso(info.created_at),
-            "formData": {"data": info.form_data, "eFormId": apps.eform_id(procedure)},
-            "documentUrls": [_document_url(u.document_id) for u in info.uploads],
-        },
-        "state": info.state,
-        "agency": info.agency,
-        "decisionDue": _iso(info.decision_due_at),
-        "decided": _iso(info.decided_at),
-        "decisionReason": info.decision_reason,
-        "credentialId": info.credential_id,
-        "documentsFetched": [
-            {
-                "document": names[e.required_index],
-                "service": e.service,
-                "provider": e.provider,
-                "messageId": e.message_id,
-                "purpose": e.purpose,
-                "fetchedAt": _iso(e.fetched_at),
-            }
-            for e in info.evidence
-        ],
-        "documentsAsked": [names[i] for i in info.documents_asked],
-        "documentsMissing": [names[i] for i in info.missing_documents],
-    }
+            "registered": _iso(info.submitted_at or info.created_at),
+            "serviceId": info.procedure_id,
+            "serviceName": procedure.title.get(language),
+            "status": _status(info.state, language),
+            "ended": info.state in apps.FINAL,
+            "applicationData": {
+                "applicantId": info.applicant_national_id,
+                "created": _iso(info.created_at),
+                "formData": {
+                    "data": {k: {"value": v} for k, v in info.form_data.items()},
+                    "eFormId": apps.eform_id(procedure),
+                },
+                "documentUrls": [_document_url(u.document_id) for u in info.uploads],
+            },
+            "state": info.state,
+            "agency": info.agency,
+            "decisionDue": _iso(info.decision_due_at),
+            "decided": _iso(info.decided_at),
+            "decisionReason": info.decision_reason,
+            "credentialId": info.credential_id,
+            "documentsFetched": [
+                {
+                    "document": names[e.required_index],
+                    "service": e.service,
+                    "provider": e.provider,
+                    "messageId": e.message_id,
+                    "purpose": e.purpose,
+                    "fetchedAt": _iso(e.fetched_at),
+                }
+                for e in info.evidence
+            ],
+            "documentsAsked": [names[i] for i in info.documents_asked],
+            "documentsMissing": [names[i] for i in info.missing_documents],
+        }
+    )
 
 
 def _list_item(info: apps.ApplicationInfo, language: str) -> dict[str, Any]:
     """GovStack ``applicantApplicationFileListResponse``."""
     procedure = service.get_procedure(info.procedure_id)
     review = next((t for t in info.tasks if t.kind == apps.REVIEW), None)
-    return {
-        "fileId": info.application_id,
-        "mainTaskId": review.task_id if review else None,
-        "taskTitle": gettext(TASK_NAMES[apps.REVIEW], language) if review else None,
-        "roleId": info.agency,
-        "roleName": procedure.agency.name.get(language),
-        "assigneeId": review.assignee if review else None,
-        "status": _status(info.state, language),
-        "applicantId": info.applicant_national_id,
-        "created": _iso(info.created_at),
-        "registered": _iso(info.submitted_at or info.created_at),
-        "description": info.form_data.get("purpose", ""),
-        "serviceName": procedure.title.get(language),
-        "serviceId": info.procedure_id,
-        "eformId": apps.eform_id(procedure),
-        "documentUrls": [_document_url(u.document_id) for u in info.uploads],
-    }
+    return _present(
+        {
+            "fileId": info.application_id,
+            "mainTaskId": review.task_id if review else None,
+            "taskTitle": gettext(TASK_NAMES[apps.REVIEW], language) if review else None,
+            "roleId": info.agency,
+            "roleName": procedure.agency.name.get(language),
+            "assigneeId": review.assignee if review else None,
+            "status": _status(info.state, language),
+            "applicantId": info.applicant_national_id,
+            "created": _iso(info.created_at),
+            "registered": _iso(info.submitted_at or info.created_at),
+            "description": info.form_data.get("purpose", ""),
+            "serviceName": procedure.title.get(language),
+            "serviceId": info.procedure_id,
+            "eformId": apps.eform_id(procedure),
+            "documentUrls": [_document_url(u.document_id) for u in info.uploads],
+        }
+    )
 
 
 def _task(task: apps.TaskInfo, state: str, language: str, *, full: bool = False) -> dict[str, Any]:
@@ -257,7 +277,7 @@ def _task(task: apps.TaskInfo, state: str, language: str, *, full: bool = False)
     else:
         body["name"] = gettext(TASK_NAMES[task.kind], language)
         body["mainTaskId"] = task.task_id
-    return body
+    return _present(body)
 
 
 # --- e-forms --------------------------------------------------------------------------------
@@ -302,7 +322,7 @@ def submit_application(
         node=node,
         procedure_id=serviceId,
         national_id=national_id,
-        form=body.formData.data,
+        form=_form_values(body.formData.data),
         evidence=evidence,
         documents=[_document_id(u) for u in body.documentUrls],
         holder_key=body.holderKey,
