@@ -283,6 +283,12 @@ def test_off_by_default(tmp_path: Any) -> None:
         ("ma-residence-certificate", "Le délai est de 15 jours.", "fr", "delay 15 day"),
         ("ma-residence-certificate", "Ajoutez une copie du livret de famille.", "fr", "document"),
         ("ma-residence-certificate", "Il faut trois semaines.", "fr", "delay 3 week"),
+        ("ma-birth-declaration", "التصريح بالولادة مجاني ويتم عادة في نفس اليوم.", "ar", None),
+        ("ma-birth-declaration", "Declaring a birth is free, usually the same day.", "en", None),
+        ("ma-birth-declaration", "Il faut l'acte de mariage des parents.", "fr", "document"),
+        ("ma-birth-declaration", "يلزم عقد الزواج.", "ar", "document"),
+        ("ma-birth-declaration", "It must be done within 30 days.", "en", None),
+        ("ma-birth-declaration", "It must be done within 60 days.", "en", "number 60"),
     ],
 )
 def test_the_check(procedure_id: str, reply: str, language: str, problem: str | None) -> None:

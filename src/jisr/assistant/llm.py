@@ -284,7 +284,11 @@ _STOP = frozenset(
     provide submit present have has get original valid recent new signed issued one
     le la les l d de du des un une et ou avec votre vos mon ma mes par pour en au aux sur ce
     cette ces son sa ses il elle est sont doit devez faut aussi tout tous toute
-    في من الى على عن مع او و ثم هذه هذا ذلك تلك التي الذي كل ايضا يجب عليك لديك""".split()
+    issued delivered required needed requested given
+    delivre delivree delivres delivrees demande demandee exige exigee requis requise
+    necessaire fourni fournie
+    في من الى على عن مع او و ثم هذه هذا ذلك تلك التي الذي كل ايضا يجب عليك لديك لدى عند
+    حتى قبل بعد كما ان هو هي غير كذلك فقط مطلوب مطلوبه ضروري ضروريه يسلم تسلم يقدم تقدم""".split()
 )
 
 
@@ -448,12 +452,11 @@ def unsupported(reply: str, procedures: Sequence[Procedure], language: str) -> l
             problems.append(f"document {token}")
             continue
         window: list[str] = []
-        for later in tokens[i + 1 : i + 6]:
+        for later in tokens[i + 1 : i + 5]:  # the first word that qualifies it
             if later in _BOUNDARY:
                 break
             if later not in _STOP and _number(later) is None:
                 window.append(later)
-            if len(window) == 3:
                 break
         if language == "en" and i > 0 and tokens[i - 1] not in _BOUNDARY:
             before = tokens[i - 1]
