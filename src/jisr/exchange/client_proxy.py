@@ -3,7 +3,10 @@
 ``/r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]`` on the gateway's plain-HTTP port.
 Refuses a bad path or protocol version, a missing or malformed client identifier
 (``X-Road-Client``, else ``Information-Mediator-Client`` or ``X-GovStack-Client``), a client
-that is not a subsystem of this gateway's member, another instance, an unknown service, an
+that is not a subsystem of this gateway's member, another instance without a federation
+agreement in force or a service its agreement does not open (a federated service is routed
+by the instance part of its id to the peer's gateway, from its shared parameters), an
+unknown service, an
 outdated configuration and an oversized body; signs the request envelope, logs it (the commit
 runs while the request travels, and nothing is answered before it ends), sends it to the
 provider's gateway (its TLS certificate checked against the configuration), verifies

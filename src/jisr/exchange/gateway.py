@@ -9,10 +9,11 @@ and ``server_proxy``):
   so the gateway keeps working on its cache until that expires (``usable_conf`` then returns
   None and calls are refused with ``OutdatedGlobalConf``); the next successful download
   resumes service by itself. ``jisr.exchange.server`` runs ``refresh`` on a schedule.
-* **TLS**: the peer listener requires a client certificate issued by the instance CA
-  (``ssl.CERT_REQUIRED``; OpenSSL checks the chain and validity); the gateway then checks the
-  certificate is the TLS certificate the configuration lists for a gateway and is not on its
-  CRL. The outgoing context presents the gateway's own certificate and checks the peer's
+* **TLS**: the peer listener requires a client certificate issued by the instance CA or by
+  the CA of an instance it federates with (``ssl.CERT_REQUIRED``; OpenSSL checks the chain
+  and validity); the gateway then checks the certificate is the TLS certificate the
+  configuration (or a federation's shared parameters) lists for a gateway and is not on the
+  matching CRL. The outgoing context presents the gateway's own certificate and checks the peer's
   chain and host name; the certificate is checked against the configuration as well.
 * the **message log**: the node's audit chain ``message-log``; ``log`` returns only once its
   record is committed, so an acknowledged message is logged. Records are group-committed: one
@@ -21,6 +22,9 @@ and ``server_proxy``):
   for the next commit. A record's replay-guard row (client, message id) is inserted in that
   transaction first; should anything fail (a replayed id), the batch is rolled back and each
   record retried in a transaction of its own, so the failure refuses that record only.
+
+Bodies kept in the log may be encrypted at rest (``body_fields``, ``read_body``), and the
+writer prunes the replay guard's old rows (``prune_seen``).
 
 The signing key, the checkpoint signer and successful certificate checks are kept in memory
 (a check for at most ``CERTIFICATE_CHECK_SECONDS``, never past the certificate's expiry, and

@@ -13,7 +13,13 @@ The registry builds one JSON document from its tables and signs it as a compact 
      "services": [{"id": ".../BIRTHS/birth-record", "url": base URL, "openapi": bool,
                    "openapi_sha256": SHA-256 hex of its OpenAPI document, or null}],
      "gateways": [{"name", "member", "address", "tls_certificate", "signing_certificate"}],
-     "access_rights": [{"service", "client", "method", "path"}]}
+     "access_rights": [{"service", "client", "method", "path"[, "group"]}],
+     "federations": [{"instance": peer, "agreement": doubly signed agreement,
+                      "shared": the peer's shared parameters (compact JWS)}]}
+
+A right granted to a local group is listed once per subsystem in the group (with ``group``);
+a client may be a subsystem of a federated instance. ``federations`` (see
+``jisr.exchange.federation``) is verified again by each gateway into ``Federation`` objects.
 
 ``current`` returns the newest stored document while its content is unchanged and more than
 half of its validity remains; otherwise it signs a new version (version + 1). Before signing

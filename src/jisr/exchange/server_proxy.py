@@ -1,10 +1,12 @@
 """The server proxy: where other gateways call, over mutual TLS.
 
 The same ``/r1/…`` path, on the gateway's peer port. Refuses a TLS certificate that is not a
-listed gateway's or is revoked/expired, an oversized body, a missing or bad signature (or a
-signing certificate no longer valid), a message that differs from its envelope or is too old,
-a client not of the sending gateway's member, an unknown service, a call without access right
-(service, method, path) and a replayed ``X-Road-Id``; logs the request (with the replay guard,
+listed gateway's (of this instance, or of a federated one whose federation is in force) or is
+revoked/expired, a federated client's call to a service the agreement does not open, an
+oversized body, a missing or bad signature (or a signing certificate no longer valid), a
+message that differs from its envelope or is too old, a client not of the sending gateway's
+member, an unknown service, a call without access right (service, method, path) and a
+replayed ``X-Road-Id``; logs the request (with the replay guard,
 in one transaction), forwards it to the provider's information system (no redirects
 followed), signs the response with ``X-Road-Request-Hash``, logs it and answers. Every
 refusal is signed, logged, then sent. Shared parts: ``jisr.exchange.proxy``.
