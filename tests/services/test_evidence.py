@@ -138,11 +138,11 @@ def test_refused_without_access_right(world: Any) -> None:
     _registry_change(instance, lambda s: exchange.add_subsystem(s, subsystem=OTHER))
     _refresh(provided, "MA")
     portal_gateway = provided.gateways["MA"]["gateway-eservices"]
-    source = GatewayEvidenceSource(portal_gateway.url, str(OTHER), cache_seconds=0)
-    assert not source.available(agencies.IDENTITY_RECORD)
     calls = len(provided.agencies.app.calls)
-    with pytest.raises(EvidenceUnavailable) as refused:
-        source.fetch(agencies.IDENTITY_RECORD, national_id=FATIMA, purpose="p", user_id="u")
+    with GatewayEvidenceSource(portal_gateway.url, str(OTHER), cache_seconds=0) as source:
+        assert not source.available(agencies.IDENTITY_RECORD)
+        with pytest.raises(EvidenceUnavailable) as refused:
+            source.fetch(agencies.IDENTITY_RECORD, national_id=FATIMA, purpose="p", user_id="u")
     assert refused.value.params["x_road_error"] == "Server.ServerProxy.AccessDenied"
     assert "AccessDenied" in refused.value.detail
     assert len(provided.agencies.app.calls) == calls  # the provider's system was not asked
@@ -173,13 +173,13 @@ def test_refused_when_the_provider_is_down(world: Any) -> None:
 
     _registry_change(instance, publish)
     _refresh(provided, "MA")
-    source = evidence.EvidenceWorld.source(provided, "MA")
-    assert source.available(str(target))
-    assert source.fetch(str(target), national_id=FATIMA, purpose="p", user_id="u").data
-    spare.stop()
-    assert source.available(str(target))  # the exchange still lists it
-    with pytest.raises(EvidenceUnavailable) as refused:
-        source.fetch(str(target), national_id=FATIMA, purpose="p", user_id="u")
+    with provided.source("MA") as source:
+        assert source.available(str(target))
+        assert source.fetch(str(target), national_id=FATIMA, purpose="p", user_id="u").data
+        spare.stop()
+        assert source.available(str(target))  # the exchange still lists it
+        with pytest.raises(EvidenceUnavailable) as refused:
+            source.fetch(str(target), national_id=FATIMA, purpose="p", user_id="u")
     assert refused.value.params["x_road_error"] == "Server.ServerProxy.ServiceFailed"
 
 
@@ -224,16 +224,16 @@ def test_no_record_and_bad_requests_are_refused(world: Any) -> None:
 
 
 def test_unreachable_gateway(world: Any) -> None:
-    source = GatewayEvidenceSource(
+    with GatewayEvidenceSource(
         f"http://127.0.0.1:{free_port()}", "MA/GOV/ESERVICES/PORTAL", timeout=5
-    )
-    assert not source.available(agencies.IDENTITY_RECORD)
-    with pytest.raises(EvidenceUnavailable) as refused:
-        source.fetch(agencies.IDENTITY_RECORD, national_id=FATIMA, purpose="p", user_id="u")
+    ) as source:
+        assert not source.available(agencies.IDENTITY_RECORD)
+        with pytest.raises(EvidenceUnavailable) as refused:
+            source.fetch(agencies.IDENTITY_RECORD, national_id=FATIMA, purpose="p", user_id="u")
     assert "cannot be reached" in refused.value.detail
 
 
-def test_metadata_is_cached_per_provider(world: Any) -> None:
+def test_metadata_is_cached_per_provider(world: Any, request: pytest.FixtureRequest) -> None:
     made, provided = world
     instance = made.instances["MA"]
     now = [0.0]
@@ -243,6 +243,7 @@ def test_metadata_is_cached_per_provider(world: Any) -> None:
         cache_seconds=60,
         clock=lambda: now[0],
     )
+    request.addfinalizer(source.close)
 
     def metas() -> int:
         return sum(1 for e, _d in _log(instance, "gateway-eservices") if e == "meta")

@@ -44,6 +44,7 @@ from jisr.services.evidence import (
     RECORD_PATHS,
     EvidenceUnavailable,
     GatewayEvidenceSource,
+    close_sources,
     evidence_source,
 )
 
@@ -147,6 +148,7 @@ def provision(world: World) -> EvidenceWorld:
     """See the module docstring. Returns the running providers and gateways."""
     providers = agencies.start()
     world.closers.append(providers.stop)
+    world.closers.append(close_sources)  # the portals' pooled connections to their gateways
     made = EvidenceWorld(agencies=providers)
     world.say(f"the agencies' own systems answer at {providers.url}/<service>/records/<id>")
     running = _running_gateways(world)

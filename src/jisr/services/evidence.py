@@ -135,8 +135,20 @@ class GatewayEvidenceSource:
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
+        # One pooled client (keep-alive to the gateway; httpx.Client is thread-safe).
+        self._http = httpx.Client(timeout=timeout, trust_env=False)
         # provider subsystem -> (expires at, {service code: endpoints allowed to us})
         self._allowed: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
+
+    def close(self) -> None:
+        """Close the pooled connections to the gateway."""
+        self._http.close()
+
+    def __enter__(self) -> GatewayEvidenceSource:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # -- availability -------------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class GatewayEvidenceSource:
             return cached[1]
         url = f"{self.gateway_url}/r1/{quote(key, safe='/')}/{ALLOWED_METHODS}"
         try:
-            answer = httpx.get(url, headers={"X-Road-Client": self.client}, timeout=self.timeout)
+            answer = self._http.get(url, headers={"X-Road-Client": self.client})
         except httpx.HTTPError as error:
             log.warning("evidence.metadata.unreachable", url=url, error=repr(error))
             return None
@@ -222,7 +234,7 @@ class GatewayEvidenceSource:
         }
         url = f"{self.gateway_url}/r1/{quote(str(target), safe='/')}{path}"
         try:
-            answer = httpx.get(url, headers=headers, timeout=self.timeout)
+            answer = self._http.get(url, headers=headers)
         except httpx.HTTPError as error:
             raise EvidenceUnavailable(
                 _("The exchange gateway cannot be reached for {service}: {reason}"),
@@ -282,37 +294,52 @@ class GatewayEvidenceSource:
         )
 
 
-_sources: dict[tuple[str, str, float, float], GatewayEvidenceSource] = {}
+_sources: dict[str, GatewayEvidenceSource] = {}
 _sources_lock = threading.Lock()
 
 
 def evidence_source(node: Node) -> EvidenceSource | None:
     """The portal's evidence source, from ``node``'s settings; None when no gateway is set.
 
-    One source per (gateway, client), so its metadata cache outlives a request.
+    One source per client subsystem, kept so that its metadata cache and connections outlive
+    a request; replaced (the old one closed) when the settings change.
     """
     settings = node.settings
-    url = settings.services_gateway_url.strip()
+    url = settings.services_gateway_url.strip().rstrip("/")
     if not url:
         return None
     client = settings.services_exchange_client.strip()
     if not client:
         raise ConfigurationError(
             _(
-                "services_gateway_url is set but services_exchange_client is not: set the portal's "
-                "subsystem id (e.g. MA/GOV/ESERVICES/PORTAL)."
+                "services_gateway_url is set but services_exchange_client is not: set the "
+                "portal's subsystem id (e.g. MA/GOV/ESERVICES/PORTAL)."
             )
         )
     timeout = settings.exchange_service_timeout_seconds + 5.0
-    key = (url, client, settings.services_metadata_cache_seconds, timeout)
+    cache_seconds = settings.services_metadata_cache_seconds
     with _sources_lock:
-        source = _sources.get(key)
-        if source is None:
-            source = GatewayEvidenceSource(
-                url, client, timeout=timeout, cache_seconds=settings.services_metadata_cache_seconds
-            )
-            _sources[key] = source
-    return source
+        source = _sources.get(client)
+        if source is not None and (
+            source.gateway_url,
+            source.timeout,
+            source.cache_seconds,
+        ) == (url, timeout, cache_seconds):
+            return source
+        fresh = GatewayEvidenceSource(url, client, timeout=timeout, cache_seconds=cache_seconds)
+        _sources[client] = fresh
+    if source is not None:
+        source.close()
+    return fresh
+
+
+def close_sources() -> None:
+    """Close and forget the sources ``evidence_source`` keeps (when a portal stops)."""
+    with _sources_lock:
+        kept = list(_sources.values())
+        _sources.clear()
+    for source in kept:
+        source.close()
 
 
 __all__ = [
@@ -323,6 +350,7 @@ __all__ = [
     "EvidenceUnavailable",
     "Fetched",
     "GatewayEvidenceSource",
+    "close_sources",
     "evidence_source",
     "header_text",
     "record_path",
