@@ -217,7 +217,6 @@ def entry(procedure: Procedure, language: str) -> dict[str, Any]:
 
 # -- the check -------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+|[.,;:!?؛،\n]", re.UNICODE)
 _BOUNDARY = set(".,;:!?؛،\n")
 _ARTICLES = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ب", "ل", "ف")
