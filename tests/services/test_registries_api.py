@@ -297,7 +297,7 @@ def test_list_search_filter_order_and_pages(client: TestClient, registry: str) -
         create(client, registry, {"firstName": first, "lastName": last})
     everyone = client.get(f"/data/{registry}/1.0").json()
     assert everyone["count"] == 5 and len(everyone["results"]) == 5
-    assert everyone["next"] is None and everyone["previous"] is None
+    assert "next" not in everyone and "previous" not in everyone
     anywhere = contents(client, registry, search="JOHN")
     assert {c["firstName"] for c in anywhere} == {"John", "Alice", "johnny"}
     in_field = contents(client, registry, search="john", filter="firstName")
@@ -313,9 +313,9 @@ def test_list_search_filter_order_and_pages(client: TestClient, registry: str) -
 
     first = client.get(f"/data/{registry}/1.0", params={"pageSize": 2}).json()
     assert first["count"] == 5 and len(first["results"]) == 2
-    assert first["next"].endswith("page=2") and first["previous"] is None
+    assert first["next"].endswith("page=2") and "previous" not in first
     last = client.get(f"/data/{registry}/1.0", params={"pageSize": 2, "page": 3}).json()
-    assert len(last["results"]) == 1 and last["next"] is None and "page=2" in last["previous"]
+    assert len(last["results"]) == 1 and "next" not in last and "page=2" in last["previous"]
     sorted_page = client.get(
         f"/data/{registry}/1.0", params={"pageSize": 2, "page": 2, "ordering": "lastName"}
     ).json()
@@ -339,7 +339,7 @@ def test_list_nested_exact_query(client: TestClient, registry: str) -> None:
 
 def test_list_of_an_empty_registry(client: TestClient, registry: str) -> None:
     body = client.get(f"/data/{registry}/1.0").json()
-    assert body == {"count": 0, "next": None, "previous": None, "results": []}
+    assert body == {"count": 0, "results": []}
 
 
 @pytest.mark.parametrize(

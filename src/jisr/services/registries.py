@@ -41,7 +41,7 @@ import hashlib
 import json
 import re
 import uuid as uuid_module
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -805,9 +805,11 @@ def create_records(
     database: RegistryDatabase,
     contents: Iterable[Any],
     auditor: Auditor,
+    uuids: Sequence[str | None] | None = None,
 ) -> list[RegistryRecord]:
     """Create records (an import): all pass or none is written (the caller's transaction
-    rolls back on the error, which names the failing record's position)."""
+    rolls back on the error, which names the failing record's position). ``uuids`` keeps
+    the identifiers records had in the system they come from (a new one where ``None``)."""
     made: list[RegistryRecord] = []
     entries: list[AuditEntry] = []
     keys: set[str] = set()
@@ -830,9 +832,10 @@ def create_records(
             ) from error
         if key is not None:
             keys.add(key)
+        given = uuids[position - 1] if uuids is not None and position <= len(uuids) else None
         now = utcnow()
         record = RegistryRecord(
-            uuid=str(uuid_module.uuid4()),
+            uuid=_new_uuid(session, given),
             database_id=database.id,
             key=key,
             subject=subject,
@@ -854,6 +857,18 @@ def create_records(
     session.flush()
     auditor.record(session, entries)
     return made
+
+
+def _new_uuid(session: Session, given: str | None) -> str:
+    if given is None:
+        return str(uuid_module.uuid4())
+    try:
+        value = str(uuid_module.UUID(given))
+    except ValueError as error:
+        raise BadQuery(_("{value} is not a UUID."), value=given[:100]) from error
+    if session.scalar(sa.select(RegistryRecord.id).where(RegistryRecord.uuid == value)):
+        raise DuplicateRecord(_("A record {uuid} already exists."), uuid=value)
+    return value
 
 
 def _apply(

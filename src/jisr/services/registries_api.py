@@ -5,7 +5,8 @@ Data API (``{registryName}``/``{versionNumber}`` name a registry database):
 
 * ``GET  /data/{registryName}/{versionNumber}`` — list/search: ``search``, ``filter``,
   ``ordering``, ``page``, ``pageSize``, ``query.<field>=value``; ``{count, next, previous,
-  results}`` (results are the records' contents);
+  results}`` (results are the records' contents; ``next``/``previous`` only when such a
+  page exists);
 * ``POST /data/{r}/{v}/create`` — ``{"write": {"content": {...}}}`` → the record;
 * ``POST /data/{r}/{v}/read`` — ``{"query": {"content": {...}}}`` → the first match, 404;
 * ``POST /data/{r}/{v}/exists`` — ``{"query": …}`` → ``{"answer": {"status", "message"}}``;
@@ -158,14 +159,14 @@ def list_records(
         page_size=pageSize,
         fields=fields,
     )
-    nxt = str(request.url.include_query_params(page=page + 1)) if found.has_next else None
-    previous = str(request.url.include_query_params(page=page - 1)) if page > 1 else None
-    return {
-        "count": found.count,
-        "next": nxt,
-        "previous": previous,
-        "results": [record.content for record in found.results],
-    }
+    answer: dict[str, Any] = {"count": found.count}
+    # ``next``/``previous`` only when there is such a page (the template types them string)
+    if found.has_next:
+        answer["next"] = str(request.url.include_query_params(page=page + 1))
+    if page > 1:
+        answer["previous"] = str(request.url.include_query_params(page=page - 1))
+    answer["results"] = [record.content for record in found.results]
+    return answer
 
 
 @router.post("/data/{registryName}/{versionNumber}/create", responses=ERRORS)

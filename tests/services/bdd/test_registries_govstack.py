@@ -47,7 +47,8 @@ except ImportError:
     from registries_steps import *  # type: ignore[no-redef]  # noqa: F403
     from registries_steps import FOLDER, register_hooks  # type: ignore[no-redef]
 
-pytestmark = [pytest.mark.db]
+# named statically, so that pytest parametrises every scenario per database backend
+pytestmark = [pytest.mark.db, pytest.mark.usefixtures("registers")]
 
 FEATURES = FOLDER / "features"
 
