@@ -372,3 +372,61 @@ def test_every_state_change_is_on_the_services_chain(world: World) -> None:
             session.scalars(sa.select(AuditRecord.event).where(AuditRecord.chain == apps.CHAIN))
         )
     assert {"services.application.approved", "services.evidence.fetched"} <= events
+
+
+class TestOfficerScopes:
+    """``agency:<member id>`` is an administrative scope only, and must name a member."""
+
+    def test_malformed_or_non_administrative_agency_scopes_are_refused(self, world: World) -> None:
+        from jisr.identity.oidc import service as oidc
+        from jisr.identity.oidc.errors import InvalidClientMetadata
+
+        with world.instance.node("idp").session() as session:
+            with pytest.raises(InvalidClientMetadata):
+                oidc.create_client(
+                    session,
+                    client_id="officer-bad",
+                    name="Bad",
+                    redirect_uris=[],
+                    grant_types=["client_credentials"],
+                    scopes=["agency:not a member"],
+                    claims=[],
+                )
+            with pytest.raises(InvalidClientMetadata):
+                oidc.create_client(
+                    session,
+                    client_id="rp-with-agency",
+                    name="RP",
+                    redirect_uris=["https://rp/cb"],
+                    scopes=["openid", "agency:MA/GOV/MOI"],
+                )
+
+    def test_tokens_of_the_wrong_kind(self, world: World) -> None:
+        no_openid = {"Authorization": "Bearer " + _person_token(world.instance, PERSON, "profile")}
+        assert world.http.get("/applications", headers=no_openid).status_code == 403
+        from jisr.identity.oidc import service as oidc
+
+        with world.instance.node("idp").session() as session:
+            made = oidc.create_client(
+                session,
+                client_id="iam-admin-x",
+                name="Admin",
+                redirect_uris=[],
+                grant_types=["client_credentials"],
+                scopes=["client_mgmt"],
+                claims=[],
+            )
+        assert made.secret is not None
+        token = world.http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "client_mgmt"},
+            auth=("iam-admin-x", made.secret),
+        ).json()["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        assert world.http.get("/tasks", headers=admin).status_code == 403
+        asked_other = world.http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "agency:MA/GOV/DGI"},
+            auth=("iam-admin-x", made.secret),
+        )
+        assert asked_other.status_code == 400 or "agency" not in asked_other.json().get("scope", "")
