@@ -51,6 +51,7 @@ from jsonschema import FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import Draft202012Validator, validator_for
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jisr.core.arabic import normalize_arabic
@@ -755,6 +756,16 @@ def _escape_like(text: str) -> str:
 # --- records: writing ----------------------------------------------------------------------
 
 
+def _lock_numbering(session: Session, database: RegistryDatabase) -> None:
+    """Lock the database row once per transaction before numbering (PostgreSQL: concurrent
+    writers wait; SQLite already serialises write transactions)."""
+    locked: set[int] = session.info.setdefault("registries_locked", set())
+    if database.id not in locked:
+        session.flush()
+        session.refresh(database, with_for_update=True)
+        locked.add(database.id)
+
+
 def _prepare(
     session: Session,
     database: RegistryDatabase,
@@ -769,6 +780,7 @@ def _prepare(
     content = dict(content)
     key_field = database.primary_key
     if key_field and content.get(key_field) in (None, "") and database.number_format:
+        _lock_numbering(session, database)
         content[key_field] = database.number_format.format(
             code=database.code, indexNoByCode=database.next_index
         )
@@ -854,7 +866,15 @@ def create_records(
                 subject,
             )
         )
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as error:  # a concurrent writer took the key first
+        raise DuplicateRecord(
+            _("The registry {name} {version} already has a record {key}."),
+            name=database.name,
+            version=database.version,
+            key=", ".join(sorted(keys)),
+        ) from error
     auditor.record(session, entries)
     return made
 
