@@ -2,6 +2,8 @@
 administrative procedures, e-forms, applications and their workflow, once-only evidence
 retrieval through the exchange, simplification statistics.
 
-First slice: the catalogue (``service``, ``schemas``, ``catalogue/``), ``jisr services`` and
-the read API (``api``); see docs/services.md. Applications and evidence retrieval are planned.
+The catalogue (``service``, ``schemas``, ``catalogue/``), ``jisr services`` and the read API
+(``api``); once-only evidence (``evidence``); applications, officers' workflow and the
+simplification figures (``applications``, ``models``) with the GovStack Registration API
+(``registration_api``); see docs/services.md.
 """
