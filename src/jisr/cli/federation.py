@@ -158,10 +158,12 @@ def trust_list(
         None, "--file", help="Import this trust list file instead of fetching it over HTTP."
     ),
 ) -> None:
-    """Fetch (or import) the peer's trust list, verified with the key the agreement pins."""
+    """Fetch (or import) the peer's trust list, verified with the key the agreement pins;
+    when fetched, the peer's status lists are fetched and kept with it."""
     from jisr.credentials import trust
 
     instance = Instance.open(directory)
+    stored = ""
     try:
         registry = instance.node(REGISTRY_NODE)
         with registry.session() as session:
@@ -170,10 +172,19 @@ def trust_list(
                     session, node=registry, peer=peer, token=file.read_text(encoding="ascii")
                 )
             else:
-                payload = trust.fetch_trust_list(session, node=registry, peer=peer)
+                portal = instance.node("portal")
+                with portal.session() as portal_session:
+                    payload, refreshed = trust.refresh_peer(
+                        portal_session,
+                        node=portal,
+                        registry=session,
+                        registry_node=registry,
+                        peer=peer,
+                    )
+                stored = f" {len(refreshed.stored)} status lists stored."
     finally:
         instance.close()
-    typer.echo(f"Trust list of {peer}: {len(payload['issuers'])} issuers.")
+    typer.echo(f"Trust list of {peer}: {len(payload['issuers'])} issuers.{stored}")
 
 
 @app.command("list")

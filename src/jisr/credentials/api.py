@@ -149,17 +149,10 @@ def verify(request: Request, body: RawBody, session: SessionDep, portal: NodeDep
         raise MalformedCredential(
             _("The body is not a presentation: {reason}"), reason=str(error).splitlines()[0]
         ) from error
+    # This instance's issuers, and its federated peers' when the registry is served here.
     registry: Node | None = request.app.state.nodes.get(REGISTRY_NODE)
-    if registry is None:  # the registry is served elsewhere: this instance's issuers only
-        result = service.local_verifier(session, node=portal).verify(
-            parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud
-        )
-    else:  # this instance's issuers and those of its federated peers
-        with registry.session() as registry_session:
-            verifier = trust.federated_verifier(session, node=portal, registry=registry_session)
-            result = verifier.verify(
-                parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud
-            )
+    with trust.verifier_for(session, node=portal, registry_node=registry) as verifier:
+        result = verifier.verify(parsed.presentation.strip(), nonce=parsed.nonce, aud=parsed.aud)
     portal.record(
         session,
         "credential.verified",

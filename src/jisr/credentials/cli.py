@@ -27,7 +27,7 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from jisr.core.i18n import _
-from jisr.core.instance import Instance, Node
+from jisr.core.instance import REGISTRY_NODE, Instance, Node
 from jisr.credentials import doctypes, service
 from jisr.credentials.errors import InvalidHolderKey, MalformedCredential
 from jisr.credentials.verify import VerificationResult
@@ -66,6 +66,12 @@ def _read_text(path: Path, *, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
+        if what == "trust-list":
+            from jisr.credentials.trust import TrustListRefused
+
+            raise TrustListRefused(
+                _("Cannot read the trust list {path}: {reason}"), path=str(path), reason=str(error)
+            ) from error
         if what == "holder-key":
             raise InvalidHolderKey(
                 _("Cannot read the holder key {path}: {reason}"), path=str(path), reason=str(error)
@@ -134,8 +140,11 @@ def verify(
         token = _read_text(file, what="credential").strip()
         with _instance(directory) as instance:
             portal = instance.node(service.ISSUER_NODE)
-            with instance.node("registry").session() as registry, portal.session() as session:
-                verifier = trust.federated_verifier(session, node=portal, registry=registry)
+            registry = instance.node(REGISTRY_NODE)
+            with (
+                portal.session() as session,
+                trust.verifier_for(session, node=portal, registry_node=registry) as verifier,
+            ):
                 result = verifier.verify(token, nonce=nonce, aud=aud)
     if as_json:
         _print_json(result.to_dict())
@@ -193,8 +202,61 @@ def _verify_printed(file: Path, directory: Path) -> VerificationResult | None:
         return None
     with _instance(directory) as instance:
         portal = instance.node(service.ISSUER_NODE)
-        with instance.node("registry").session() as registry, portal.session() as session:
-            return trust.federated_verifier(session, node=portal, registry=registry).verify_qr(text)
+        registry = instance.node(REGISTRY_NODE)
+        with (
+            portal.session() as session,
+            trust.verifier_for(session, node=portal, registry_node=registry) as verifier,
+        ):
+            return verifier.verify_qr(text)
+
+
+@app.command("refresh")
+def refresh(
+    directory: Path = _DIR,
+    peer: str = typer.Option(..., "--peer", help="The federated peer instance code."),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Fetch from here instead of the peer's public URL."
+    ),
+    file: Path | None = typer.Option(
+        None, "--trust-list", help="Import this trust list file instead of fetching it."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Refresh what this instance keeps of a federated peer: its trust list (verified with
+    the pinned key) and its status lists (verified with its issuers' keys). Verifying the
+    peer's documents then makes no call to the peer; run it at least once per status TTL."""
+    from jisr.credentials import trust
+
+    token = _read_text(file, what="trust-list") if file is not None else None
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        registry_node = instance.node(REGISTRY_NODE)
+        with registry_node.session() as registry, portal.session() as session:
+            payload, refreshed = trust.refresh_peer(
+                session,
+                node=portal,
+                registry=registry,
+                registry_node=registry_node,
+                peer=peer,
+                token=token,
+                base_url=base_url,
+            )
+    if as_json:
+        _print_json(
+            {
+                "peer": peer,
+                "issuers": len(payload["issuers"]),
+                "status_lists": list(refreshed.stored),
+                "refused": refreshed.refused,
+            }
+        )
+        return
+    typer.echo(
+        f"Trust list of {peer}: {len(payload['issuers'])} issuers; "
+        f"{len(refreshed.stored)} status lists stored."
+    )
+    for uri, why in refreshed.refused.items():
+        typer.echo(f"  refused {uri}: {why}")
 
 
 @app.command("qr")

@@ -103,3 +103,22 @@ class PresentationTransaction(IdMixin, Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     valid: Mapped[bool | None] = mapped_column(nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON, nullable=True)
+
+
+class PeerStatusList(IdMixin, Base):
+    """A federated peer's Status List Token, kept so that verifying the peer's credentials
+    makes no call to the peer. Stored only after its signature verified with the issuer keys
+    of the peer's pinned trust list; refreshed with that trust list. ``stale_at`` is
+    ``fetched_at`` plus the token's ``ttl`` (capped by this instance's
+    ``credentials_status_ttl_seconds``): past it, or past ``expires_at`` (the token's ``exp``),
+    verification reports ``status-list-expired``."""
+
+    __tablename__ = "credentials_peer_status_lists"
+
+    uri: Mapped[str] = mapped_column(sa.String(500), unique=True)
+    peer: Mapped[str] = mapped_column(sa.String(8), index=True)
+    issuer: Mapped[str] = mapped_column(sa.String(500))
+    token: Mapped[str] = mapped_column(sa.Text)
+    fetched_at: Mapped[dt.datetime]
+    stale_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from jisr.core.http import node, session_of
 from jisr.core.i18n import _
-from jisr.core.instance import Node
+from jisr.core.instance import REGISTRY_NODE, Node
 from jisr.credentials import oid4vci, oid4vp, service
 from jisr.credentials.errors import InvalidOAuthRequest, OAuthError, UnsupportedGrantType
 
@@ -181,9 +181,15 @@ class PresentationRequestRead(BaseModel):
     summary="Start an OpenID4VP presentation request (DCQL, direct_post)",
 )
 def create_presentation_request(
-    body: PresentationRequestCreate, session: SessionDep, portal: NodeDep
+    request: Request, body: PresentationRequestCreate, session: SessionDep, portal: NodeDep
 ) -> dict[str, Any]:
-    made = oid4vp.create_request(session, node=portal, doc_type=body.type, claims=body.claims)
+    made = oid4vp.create_request(
+        session,
+        node=portal,
+        doc_type=body.type,
+        claims=body.claims,
+        registry_node=request.app.state.nodes.get(REGISTRY_NODE),
+    )
     return {
         "transaction_id": made.transaction_id,
         "request": made.request,
@@ -206,6 +212,7 @@ async def presentation_response(request: Request, session: SessionDep, portal: N
             state=form.get("state"),
             vp_token=form.get("vp_token"),
             error=form.get("error"),
+            registry_node=request.app.state.nodes.get(REGISTRY_NODE),
         )
     except OAuthError as error:
         return _oauth_error(session, portal, error, "oid4vp-response")

@@ -14,7 +14,7 @@ the wallet, unsigned and by value (``openid4vp://?client_id=…&dcql_query=…``
 
 The wallet posts ``vp_token`` (JSON: ``{"credential": ["<SD-JWT+KB>"]}``) and ``state`` to
 the response URI; ``receive_response`` finds the transaction by ``state`` and checks the
-presentation with the one verifier (``service.local_verifier``: signature, issuer trust,
+presentation with the one verifier (``trust.verifier_for``: signature, issuer trust,
 validity, disclosures, status, and key binding with ``nonce`` = the request's nonce and
 ``aud`` = the ``client_id``), then adds a ``query`` check: the ``vct`` is one asked and every
 requested claim is disclosed (``missing-claim``, ``unrequested-type``, ``malformed-vp-token``).
@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from jisr.core.clock import utcnow
 from jisr.core.i18n import _
 from jisr.core.instance import Node
-from jisr.credentials import doctypes, sdjwt, service
+from jisr.credentials import doctypes, sdjwt
 from jisr.credentials.errors import InvalidOAuthRequest, PresentationNotFound
 from jisr.credentials.models import PresentationTransaction
 from jisr.credentials.verify import Check, VerificationResult
@@ -71,9 +71,9 @@ class PresentationRequest:
     expires_at: dt.datetime
 
 
-def dcql_query(vct: str, claims: Sequence[ClaimPath]) -> dict[str, Any]:
+def dcql_query(vcts: str | Sequence[str], claims: Sequence[ClaimPath]) -> dict[str, Any]:
     query: dict[str, Any] = {"id": QUERY_ID, "format": sdjwt.SD_JWT_VC_TYP}
-    query["meta"] = {"vct_values": [vct]}
+    query["meta"] = {"vct_values": [vcts] if isinstance(vcts, str) else list(vcts)}
     if claims:
         query["claims"] = [{"path": list(path)} for path in claims]
     return {"credentials": [query]}
@@ -85,10 +85,12 @@ def create_request(
     node: Node,
     doc_type: str,
     claims: Sequence[ClaimPath],
+    registry_node: Node | None = None,
     now: dt.datetime | None = None,
 ) -> PresentationRequest:
     """A new presentation request for a ``doc_type`` credential disclosing ``claims`` (claim
-    path pointers, e.g. ``[["given_name"], ["address", "locality"]]``)."""
+    path pointers, e.g. ``[["given_name"], ["address", "locality"]]``). The request accepts
+    this instance's ``vct`` of the type and, with ``registry_node``, the federated peers'."""
     public_url = node.settings.public_url
     doc = doctypes.get_type(doc_type)
     for path in claims:
@@ -98,7 +100,13 @@ def create_request(
     transaction_id = secrets.token_urlsafe(32)
     request_id = secrets.token_urlsafe(16)
     nonce = secrets.token_urlsafe(16)
-    query = dcql_query(doc.vct(public_url), claims)
+    vcts = [doc.vct(public_url)]
+    if registry_node is not None:
+        from jisr.credentials import trust
+
+        with trust.verifier_for(session, node=node, registry_node=registry_node) as verifier:
+            vcts += sorted(verifier.trust.peer_vcts(doc.name) - {vcts[0]})
+    query = dcql_query(vcts, claims)
     row = PresentationTransaction(
         transaction_hash=_hash(transaction_id),
         request_hash=_hash(request_id),
@@ -191,9 +199,12 @@ def receive_response(
     state: str | None,
     vp_token: str | None,
     error: str | None = None,
+    registry_node: Node | None = None,
     now: dt.datetime | None = None,
 ) -> VerificationResult:
     """Check the wallet's Authorization Response (``direct_post``) and keep the outcome.
+    The presentation is verified with ``trust.verifier_for``, as the API and the CLI do:
+    federated peers' issuers count when ``registry_node`` (the registry) is given.
     ``InvalidOAuthRequest`` for an unknown ``state``, an expired request or one already
     answered; otherwise the result (valid or not) is stored and returned."""
     now = now or utcnow()
@@ -216,8 +227,10 @@ def receive_response(
         except ValueError as refused:
             result = VerificationResult([Check("query", False, "malformed-vp-token", str(refused))])
         else:
-            verifier = service.local_verifier(session, node=node)
-            result = verifier.verify(presentation, nonce=row.nonce, aud=row.client_id)
+            from jisr.credentials import trust
+
+            with trust.verifier_for(session, node=node, registry_node=registry_node) as verifier:
+                result = verifier.verify(presentation, nonce=row.nonce, aud=row.client_id)
             result.checks.append(_query_check(row.dcql_query, result.claims))
     row.completed_at = now
     row.valid = result.valid

@@ -361,6 +361,15 @@ def jwt_vc_issuer_metadata(session: Session, *, public_url: str, agency: str) ->
     return {"issuer": issuer_id(public_url, agency), "jwks": jwks}
 
 
+def status_list_uris(session: Session, *, node: Node, agency: str) -> list[str]:
+    """The URIs of an agency's status lists (its first list is made on first use)."""
+    _status_list(session, node=node, agency=agency)
+    names = session.scalars(
+        sa.select(StatusList.name).where(StatusList.agency == agency).order_by(StatusList.name)
+    )
+    return [status_list_uri(node.settings.public_url, name) for name in names]
+
+
 def _list_by_name(session: Session, name: str) -> StatusList:
     found = session.scalars(sa.select(StatusList).where(StatusList.name == name)).one_or_none()
     if found is None:
@@ -449,4 +458,5 @@ __all__ = [
     "status_list_name",
     "status_list_token",
     "status_list_uri",
+    "status_list_uris",
 ]

@@ -7,7 +7,7 @@ key pinned by federation agreements, see ``jisr.core.federation``), whose payloa
     {"instance": "MA", "iat", "exp",
      "issuers": [{"id": issuer identifier, "agency": …, "names": {"ar", "fr", "en"},
                   "types": [{"name", "vct", "display": {"ar", "fr", "en"}}…],
-                  "jwks": {"keys": […]}}]}
+                  "jwks": {"keys": […]}, "status_lists": [status list URI…]}]}
 
 A verifier trusts its own instance's issuers and, through each installed and valid
 agreement, the issuers of the peer's last trust list (imported from a file or fetched over
@@ -22,9 +22,11 @@ agreement or list is an ``untrusted-issuer``, a type outside the agreement ``una
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, Depends
@@ -38,9 +40,9 @@ from jisr.core.errors import CryptoError
 from jisr.core.http import node, session_of
 from jisr.core.i18n import _
 from jisr.core.instance import REGISTRY_NODE, Node
-from jisr.credentials import doctypes, qr, service
+from jisr.credentials import doctypes, peer_status, qr, service
 from jisr.credentials.errors import CredentialsError
-from jisr.credentials.status_list import StatusListCache, StatusUnavailable
+from jisr.credentials.status_list import StatusUnavailable, decode_list
 from jisr.credentials.verify import (
     Check,
     IssuerTrust,
@@ -94,6 +96,7 @@ def trust_list_payload(
                     for d in sorted(by_agency.get(agency, []), key=lambda d: d.name)
                 ],
                 "jwks": jwks,
+                "status_lists": service.status_list_uris(session, node=node, agency=agency),
             }
         )
     return {
@@ -220,8 +223,15 @@ class _Trusted:
 class FederatedTrust:
     """This instance's issuers plus the peer issuers of valid agreements and trust lists."""
 
-    def __init__(self, issuers: Mapping[str, _Trusted]) -> None:
+    def __init__(
+        self, issuers: Mapping[str, _Trusted], peer_types: Mapping[str, frozenset[str]] = {}
+    ) -> None:
         self._issuers = dict(issuers)
+        self._peer_types = dict(peer_types)
+
+    def peer_vcts(self, name: str) -> frozenset[str]:
+        """The ``vct`` values of document type ``name`` accepted from federated peers."""
+        return self._peer_types.get(name, frozenset())
 
     def keys_for(self, issuer: str) -> Collection[TrustedKey] | None:
         found = self._issuers.get(issuer)
@@ -245,6 +255,7 @@ def federated_trust(
         issuer: _Trusted(tuple(trusted_key(k) for k in jwks.get("keys", ())), None)
         for issuer, jwks in service.issuers(session, public_url=node.settings.public_url).items()
     }
+    peer_types: dict[str, frozenset[str]] = {}
     for agreement_id, token in federation.peer_documents(registry):
         agreement = next(a for a in federation.list_agreements(registry) if a.id == agreement_id)
         if not agreement.valid_at(moment):
@@ -255,11 +266,14 @@ def federated_trust(
             continue
         accepted = set(agreement.party(local).accepts_credential_types)
         for entry in payload.get("issuers", ()):
-            vcts = frozenset(t["vct"] for t in entry.get("types", ()) if t.get("name") in accepted)
+            types = [t for t in entry.get("types", ()) if t.get("name") in accepted]
+            vcts = frozenset(t["vct"] for t in types)
             if vcts and entry.get("id") not in trusted:
                 keys = tuple(trusted_key(k) for k in entry.get("jwks", {}).get("keys", ()))
                 trusted[str(entry["id"])] = _Trusted(keys, vcts)
-    return FederatedTrust(trusted)
+                for t in types:
+                    peer_types[t["name"]] = peer_types.get(t["name"], frozenset()) | {t["vct"]}
+    return FederatedTrust(trusted, peer_types)
 
 
 class RoutedStatus:
@@ -304,40 +318,189 @@ class FederatedVerifier(Verifier):
         return self._restrict(qr.verify_qr(text, self))
 
 
-def fetch_status_list(uri: str, *, timeout: float = 10.0) -> str:
-    """A peer's Status List Token over HTTP (the one call a verifier makes to a peer, and
-    only for status: whom to trust is decided from the pinned trust list, offline)."""
-    response = httpx.get(uri, timeout=timeout, headers={"accept": "application/statuslist+jwt"})
-    response.raise_for_status()
-    return response.text
+# --- peer status lists: fetched with the trust list, read from the database ----------------
+
+
+@dataclass(frozen=True)
+class StatusRefresh:
+    """What a refresh of a peer's status lists did: URIs stored, and those refused (why)."""
+
+    peer: str
+    stored: tuple[str, ...]
+    refused: dict[str, str]
+
+
+Fetch = Callable[[str], str]
+
+
+def _http_fetch(client: httpx.Client) -> Fetch:
+    def fetch(url: str) -> str:
+        response = client.get(url, headers={"accept": "application/statuslist+jwt"})
+        response.raise_for_status()
+        return response.text
+
+    return fetch
+
+
+def refresh_status_lists(
+    session: Session,
+    *,
+    node: Node,
+    registry: Session,
+    peer: str,
+    fetch: Fetch | None = None,
+    base_url: str | None = None,
+    now: dt.datetime | None = None,
+) -> StatusRefresh:
+    """Fetch the Status List Tokens named in ``peer``'s stored trust list, verify each with
+    the key of its issuer in that (pinned) list, and keep them in this node's database
+    (``session``: the portal's). A list must lie on its issuer's origin (``base_url``
+    replaces that origin for the fetch), have the issuer as ``iss`` and its own URI as
+    ``sub``, and not be expired; a refused list keeps its previous copy."""
+    moment = now or utcnow()
+    local = node.settings.instance_code
+    agreement = federation.agreement_with(registry, peer=peer, now=moment)
+    token = dict(federation.peer_documents(registry)).get(agreement.id)
+    if token is None:
+        raise TrustListRefused(_("No trust list of {peer} is stored yet."), peer=peer)
+    payload = verify_trust_list(token, agreement=agreement, local=local, now=moment)
+    trusted = federated_trust(session, node=node, registry=registry, now=moment)
+    checker = Verifier(trusted, clock=moment.timestamp)
+    owned = fetch is None
+    client = httpx.Client(timeout=10) if owned else None
+    get = fetch or _http_fetch(client)  # type: ignore[arg-type]
+    stored: list[str] = []
+    refused: dict[str, str] = {}
+    try:
+        for entry in payload.get("issuers", ()):
+            issuer = entry.get("id")
+            if not isinstance(issuer, str) or trusted.allowed_vcts(issuer) is None:
+                continue  # not trusted for any type here (or one of this instance's own)
+            parts = urlsplit(issuer)
+            prefix = f"{parts.scheme}://{parts.netloc}"
+            for uri in entry.get("status_lists", ()):
+                if not isinstance(uri, str) or not uri.startswith(prefix + "/"):
+                    refused[str(uri)] = "outside-issuer-origin"
+                    continue
+                url = (base_url.rstrip("/") + uri[len(prefix) :]) if base_url else uri
+                try:
+                    fetched = get(url).strip()
+                except Exception as error:  # a fetch may fail in any way: report it
+                    refused[uri] = f"unavailable: {error}"
+                    continue
+                try:
+                    claims = checker.verify_status_token(fetched)
+                    if claims.get("sub") != uri or claims.get("iss") != issuer:
+                        raise ValueError("its sub or iss is not the listed URI and issuer")
+                    exp = claims.get("exp")
+                    if not isinstance(exp, int) or exp <= moment.timestamp():
+                        raise ValueError("it has no exp or has expired")
+                    decode_list(claims.get("status_list") or {})
+                except ValueError as error:
+                    refused[uri] = f"invalid: {error}"
+                    continue
+                peer_status.store(
+                    session,
+                    uri=uri,
+                    peer=peer,
+                    issuer=issuer,
+                    token=fetched,
+                    payload=claims,
+                    max_ttl=node.settings.credentials_status_ttl_seconds,
+                    now=moment,
+                )
+                stored.append(uri)
+    finally:
+        if client is not None:
+            client.close()
+    node.record(
+        session,
+        "credentials.peer-status-refreshed",
+        {"peer": peer, "stored": len(stored), "refused": sorted(refused)},
+    )
+    return StatusRefresh(peer=peer, stored=tuple(stored), refused=refused)
+
+
+def refresh_peer(
+    session: Session,
+    *,
+    node: Node,
+    registry: Session,
+    registry_node: Node,
+    peer: str,
+    token: str | None = None,
+    client: httpx.Client | None = None,
+    base_url: str | None = None,
+) -> tuple[dict[str, Any], StatusRefresh]:
+    """Refresh what this instance keeps of ``peer``: its trust list (``token``, or fetched
+    from ``base_url``/the peer's public URL) and then its status lists, so that verifying
+    the peer's credentials needs no call to the peer until the lists' TTL runs out."""
+    if token is not None:
+        payload = import_trust_list(registry, node=registry_node, peer=peer, token=token)
+    else:
+        payload = fetch_trust_list(
+            registry, node=registry_node, peer=peer, client=client, base_url=base_url
+        )
+    fetch = _http_fetch(client) if client is not None else None
+    refreshed = refresh_status_lists(
+        session, node=node, registry=registry, peer=peer, fetch=fetch, base_url=base_url
+    )
+    return payload, refreshed
+
+
+class _NoStatus:
+    def status(self, uri: str, index: int) -> int:
+        raise StatusUnavailable("status-list-unavailable", f"{uri} is not reachable here")
 
 
 def federated_verifier(
     session: Session,
     *,
     node: Node,
-    registry: Session,
+    registry: Session | None,
     remote_status: StatusSource | None = None,
     now: dt.datetime | None = None,
 ) -> FederatedVerifier:
     """This instance's verifier: its issuers and its federated peers' (``session``: portal,
-    ``registry``: the registry's session). Peer status lists come from ``remote_status``;
-    by default they are fetched over HTTP, verified with the peer issuer's trusted key and
-    cached for their ``ttl``."""
+    ``registry``: the registry's session; without it, this instance's issuers only). Peer
+    status lists come from ``remote_status``, by default the copies stored by
+    ``refresh_status_lists``: verification makes no call to a peer."""
     settings = node.settings
     local = service.LocalStatus(session, public_url=settings.public_url)
     if remote_status is None:
-        remote_status = StatusListCache(
-            fetch_status_list,
-            lambda token: verifier.verify_status_token(token),
-            max_ttl=float(settings.credentials_status_ttl_seconds),
+        remote_status = (
+            peer_status.PeerStatus(session, clock=(lambda: now) if now else utcnow)
+            if registry is not None
+            else _NoStatus()
         )
-    verifier = FederatedVerifier(
-        federated_trust(session, node=node, registry=registry, now=now),
+    if registry is None:
+        trusted = FederatedTrust(
+            {
+                issuer: _Trusted(tuple(trusted_key(k) for k in jwks.get("keys", ())), None)
+                for issuer, jwks in service.issuers(session, public_url=settings.public_url).items()
+            }
+        )
+    else:
+        trusted = federated_trust(session, node=node, registry=registry, now=now)
+    return FederatedVerifier(
+        trusted,
         status=RoutedStatus(local, service.status_list_uri(settings.public_url, ""), remote_status),
         kb_max_age=settings.credentials_key_binding_max_age_seconds,
     )
-    return verifier
+
+
+@contextmanager
+def verifier_for(
+    session: Session, *, node: Node, registry_node: Node | None
+) -> Iterator[FederatedVerifier]:
+    """The one trust choice of the API, the CLI and the OpenID4VP verifier: this instance's
+    issuers, plus its federated peers' when the registry node is at hand (``registry_node``:
+    served beside the portal, or opened by the CLI); ``None``: own issuers only."""
+    if registry_node is None:
+        yield federated_verifier(session, node=node, registry=None)
+        return
+    with registry_node.session() as registry:
+        yield federated_verifier(session, node=node, registry=registry)
 
 
 def trusted_issuer_count(trust: IssuerTrust) -> int:
@@ -350,9 +513,13 @@ __all__ = [
     "FederatedTrust",
     "FederatedVerifier",
     "TrustListRefused",
+    "StatusRefresh",
     "federated_trust",
     "federated_verifier",
     "fetch_trust_list",
+    "refresh_peer",
+    "refresh_status_lists",
+    "verifier_for",
     "import_trust_list",
     "router",
     "signed_trust_list",
