@@ -214,6 +214,24 @@ class TestCrossBorderCall:
         )
 
 
+class TestRefresh:
+    def test_the_registry_downloads_missing_shared_parameters_by_itself(
+        self, fed: Federated
+    ) -> None:
+        import sqlalchemy as sa
+
+        from jisr.exchange.models import PeerConf
+
+        ma_registry = fed.ma.instance.node(REGISTRY_NODE)
+        with ma_registry.session() as session:
+            session.execute(sa.delete(PeerConf))
+        # a gateway asking for the configuration makes the registry fetch them again
+        assert fed.ma.provider_gateway.refresh_now()
+        with ma_registry.session() as session:
+            assert [p.peer for p in federation.list_peer_confs(session)] == ["QA"]
+        assert fed.call(BIRTH_RECORD, "/births/1", QA_SERVICES).status_code == 200
+
+
 class TestRefusals:
     def test_service_outside_the_agreement(self, fed: Federated) -> None:
         body = _fault(
@@ -268,6 +286,21 @@ class TestRefusals:
             # nor for an instance without an agreement
             with pytest.raises(agreements.AgreementNotFound):
                 federation.store_peer_conf(session, node=ma_registry, peer="ZZ", token=token)
+
+    def test_older_shared_parameters_are_refused(self, fed: Federated) -> None:
+        qa_registry = fed.qa.node(REGISTRY_NODE)
+        ma_registry = fed.ma.instance.node(REGISTRY_NODE)
+        with qa_registry.session() as session:
+            older = federation.shared_params(session, node=qa_registry)
+            service.add_subsystem(session, subsystem=SubsystemId.parse("QA/GOV/MOI/LATER"))
+        with qa_registry.session() as session:
+            newer = federation.shared_params(session, node=qa_registry)
+        with ma_registry.session() as session:
+            kept = federation.store_peer_conf(session, node=ma_registry, peer="QA", token=newer)
+        with ma_registry.session() as session, pytest.raises(PeerConfRefused, match="older"):
+            federation.store_peer_conf(session, node=ma_registry, peer="QA", token=older)
+        with ma_registry.session() as session:
+            assert federation.list_peer_confs(session) == [kept]
 
     def test_a_tampered_federation_is_left_out(self, fed: Federated) -> None:
         conf = fed.ma.provider_gateway.runtime.usable_conf()
