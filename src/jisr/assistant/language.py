@@ -11,9 +11,10 @@ lists are data (``lexicon.json``, next to this module).
 2. **Arabic script.** The normalised words (and word pairs) are looked up in the Darija and
    Gulf marker lists; the variety with more hits wins, ``msa`` when neither has one (ties
    go to Darija when the text also carries a Moroccan country marker, Gulf otherwise).
-3. **Latin script.** A word mixing letters with the Arabizi digits ``2 3 5 7 9`` (``3afak``,
-   ``n9der``, ``7ta``) counts twice as a Darija marker; Darija, French and English marker
-   hits are compared, French also scoring for accented letters (``é è ê à ç ù``). Ties
+3. **Latin script.** Darija marker words (``bghit``, ``dyal``, ``khasni``) and words mixing
+   letters with the Arabizi digits ``2 3 5 7 9`` (``3afak``, ``n9der``, ``7ta``) count twice
+   (people who write Darija mix in French nouns, not the reverse); Darija, French and English
+   marker hits are compared, French also scoring for accented letters (``é è ê à ç ù``). Ties
    between French and English go to French (the more common second language in Morocco).
 
 The *answer language* follows: every Arabic variety and Arabizi get Arabic; French French;
@@ -62,9 +63,14 @@ class Understanding:
     language: Language
     """The language to answer in."""
     country_hint: str | None
-    """``MA`` or ``QA`` when the text names one (words such as CNIE, QID, قطر, Maroc)."""
+    """``MA`` or ``QA`` when the text names one (words such as CNIE, QID, قطر, Maroc, Rabat)."""
+    country_prior: str | None
+    """``country_hint``, else the country the variety points to (Darija in either script:
+    ``MA``; Gulf: ``QA``), else None. A weaker signal than a named country."""
     out_of_scope_marker: bool
     """The text carries an instruction-override marker ("ignore the rules", "تجاهل")."""
+    off_topic_marker: bool
+    """The text names a subject outside the catalogue (weather, a recipe, a match, a joke)."""
     search_text: str
     """The text to search with: Arabic normalised, Arabizi followed by its transliteration."""
 
@@ -74,9 +80,9 @@ def lexicon() -> dict[str, frozenset[str]]:
     """The marker lists of ``lexicon.json``, each entry in its comparison form."""
     raw: dict[str, list[str] | str] = json.loads(LEXICON_PATH.read_text(encoding="utf-8"))
     return {
-        name: frozenset(fold(word) for word in words)
-        for name, words in raw.items()
-        if not name.startswith("_") and isinstance(words, list)
+        name: frozenset(" ".join(words(entry)) for entry in entries)
+        for name, entries in raw.items()
+        if not name.startswith("_") and isinstance(entries, list)
     }
 
 
@@ -100,12 +106,50 @@ def strip_accents(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_DIALECT_LETTERS = str.maketrans("چگڤپژ", "ككفبز")
+"""Letters written for dialect sounds, folded to the letter they replace (Gulf ``چ`` for
+``ك``, Moroccan ``گ`` for ``ك``/``ق``, ``ڤ`` for ``ف``, ``پ`` for ``ب``, ``ژ`` for ``ز``)."""
+
+
 def fold(text: str) -> str:
-    """The comparison form of a word or text: Arabic normalised, Latin case-folded and
-    without accents, the Arabic definite article kept."""
+    """The comparison form of a word or text: Arabic normalised (dialect letters folded too),
+    Latin case-folded and without accents, the Arabic definite article kept."""
     if contains_arabic(text):
-        return normalize_arabic(text).casefold()
+        return normalize_arabic(text).translate(_DIALECT_LETTERS).casefold()
     return strip_accents(normalize_arabic(text)).casefold()
+
+
+_ARABIC_PREFIXES = ("وال", "بال", "فال", "كال", "لل", "ال")
+_ARABIC_SUFFIXES = (
+    *("هما", "كما", "ها", "هم", "هن", "كم", "نا"),
+    *("ات", "ون", "ين", "تي", "ته", "ي", "ه", "ت"),
+)
+_LATIN_SUFFIXES = (
+    *("ements", "ement", "ations", "ation", "ings", "ing", "als", "al"),
+    *("ers", "er", "es", "ed", "e", "s"),
+)
+
+
+def stem(word: str) -> str:
+    """A light stem of a folded word, for BM25: the Arabic article and its proclitics, then
+    one pronoun or plural suffix (``سيارتي`` and ``السياره`` both give ``سيار``); French and
+    English plural and verb endings (``declarer`` and ``declaration`` give ``declar``).
+    Stems keep at least three letters; digits and short words are left alone."""
+    if contains_arabic(word):
+        for prefix in _ARABIC_PREFIXES:
+            if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+                word = word[len(prefix) :]
+                break
+        for suffix in _ARABIC_SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                return word[: -len(suffix)]
+        return word
+    if len(word) <= 4 or not word.isalpha():
+        return word
+    for suffix in _LATIN_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
 
 
 def words(text: str) -> list[str]:
@@ -113,9 +157,20 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(fold(text).replace("'", " ").replace("_", " ")) if w]
 
 
+def _carries(tokens: list[str], markers: frozenset[str]) -> bool:
+    """Whether one of ``markers`` (a word, or words in a row) occurs in ``tokens``."""
+    folded = f" {' '.join(tokens)} "
+    return any((f" {m} " in folded) if " " in m else m in tokens for m in markers)
+
+
 def _hits(tokens: list[str], markers: frozenset[str]) -> int:
+    """Marker words and word pairs in ``tokens``; an Arabic word also counts without its
+    conjunction ``و`` (``وبغيت`` is ``بغيت``)."""
     pairs = [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
-    return sum(1 for t in tokens if t in markers) + sum(1 for p in pairs if p in markers)
+    single = sum(
+        1 for t in tokens if t in markers or (t[:1] == "و" and len(t) > 3 and t[1:] in markers)
+    )
+    return single + sum(1 for p in pairs if p in markers)
 
 
 _DIGRAPHS = (
@@ -198,6 +253,9 @@ def transliterate_arabizi(text: str) -> str:
     return " ".join(_transliterate_word(w) for w in _WORD.findall(text))
 
 
+_VARIETY_COUNTRY: dict[str, str] = {"darija_ar": "MA", "darija_latn": "MA", "gulf": "QA"}
+
+
 def identify(question: str) -> Understanding:
     """The script, variety and answer language of ``question`` (see the module docstring)."""
     text = clean(question)
@@ -208,10 +266,8 @@ def identify(question: str) -> Understanding:
     country_ma = _hits(tokens, lex["country_ma"])
     country_qa = _hits(tokens, lex["country_qa"])
     country_hint = "MA" if country_ma > country_qa else "QA" if country_qa > country_ma else None
-    folded = " ".join(tokens)
-    out_marker = any(
-        (f" {m} " in f" {folded} ") if " " in m else m in tokens for m in lex["out_of_scope"]
-    )
+    out_marker = _carries(tokens, lex["out_of_scope"])
+    off_topic = _carries(tokens, lex["off_topic"])
     script: Script
     variety: Variety
     if arabic == 0 and latin == 0:
@@ -230,7 +286,7 @@ def identify(question: str) -> Understanding:
         script = "latin"
         lowered = text.casefold()
         arabizi = len(_ARABIZI_WORD.findall(lowered))
-        darija = _hits(tokens, lex["darija_latn"]) + 2 * arabizi
+        darija = 2 * (_hits(tokens, lex["darija_latn"]) + arabizi)
         french = _hits(tokens, lex["fr"]) + len(_FRENCH_ACCENTS.findall(lowered))
         english = _hits(tokens, lex["en"])
         if darija > max(french, english) or (arabizi and darija >= max(french, english)):
@@ -247,13 +303,16 @@ def identify(question: str) -> Understanding:
     search = normalize_arabic(text)
     if variety == "darija_latn":
         search = f"{search} {transliterate_arabizi(text)}"
+    country_prior = country_hint or _VARIETY_COUNTRY.get(variety)
     return Understanding(
         text=text,
         script=script,
         variety=variety,
         language=language,
         country_hint=country_hint,
+        country_prior=country_prior,
         out_of_scope_marker=out_marker,
+        off_topic_marker=off_topic,
         search_text=search,
     )
 
@@ -266,6 +325,7 @@ __all__ = [
     "Variety",
     "clean",
     "fold",
+    "stem",
     "identify",
     "lexicon",
     "transliterate_arabizi",

@@ -7,7 +7,8 @@
 3. The decision, on the fused score of the best procedure:
 
    * no letters at all (empty, emoji-only) → ask for a question;
-   * an instruction-override marker ("ignore the rules") or a best score under
+   * an instruction-override marker ("ignore the rules"), an off-topic subject (weather, a
+     recipe) without a strong BM25 match (``OFF_TOPIC_BM25``), or a best score under
      ``NO_MATCH_BELOW`` → say that nothing fits and point to the catalogue, ``procedure`` null;
    * the two best closer than ``CLOSE_MARGIN`` → one clarifying question naming both,
      ``procedure`` null, both cited;
@@ -53,12 +54,16 @@ if TYPE_CHECKING:
 
 log = get_logger("jisr.assistant")
 
-NO_MATCH_BELOW = 0.83
-"""Fused score under which no procedure is said to fit (chosen on the dev set)."""
+NO_MATCH_BELOW = 0.905
+"""Fused score under which no procedure is said to fit (chosen on the dev set: the lowest
+right answer scored 0.919, most out-of-scope questions under 0.91)."""
+OFF_TOPIC_BM25 = 4.0
+"""A question naming an off-topic subject (``lexicon.json``, ``off_topic``) is refused unless
+the best procedure's raw BM25 score reaches this (a strong catalogue term)."""
 CLOSE_MARGIN = 0.004
 """Two best procedures closer than this get a clarifying question (chosen on the dev set)."""
-CONFIDENT_AT = 0.93
-"""Fused score at which confidence reaches 1."""
+CONFIDENT_AT = 0.98
+"""Fused score at which confidence reaches 1 (about the median right answer)."""
 
 
 def _ref(procedure: Procedure) -> ProcedureRef:
@@ -195,10 +200,14 @@ class Assistant:
         understood = identify(question)
         if understood.script == "none":
             return []
+        return self._search(understood, country, mode)
+
+    def _search(self, understood: Understanding, country: str | None, mode: str) -> list[Scored]:
         return self.index.search(
             understood.search_text,
             country=country,
             country_hint=None if country else understood.country_hint,
+            country_prior=None if country else understood.country_prior,
             mode=mode,
         )
 
@@ -219,15 +228,16 @@ class Assistant:
                 confidence=0.0,
                 citations=[],
             )
-        ranked = self.index.search(
-            understood.search_text,
-            country=country,
-            country_hint=None if country else understood.country_hint,
-            mode=mode,
-        )
+        ranked = self._search(understood, country, mode)
         procedures = [catalogue_service.get_procedure(s.id) for s in ranked]
         candidates = [_ref(p) for p in procedures]
-        if understood.out_of_scope_marker or not ranked or ranked[0].score < NO_MATCH_BELOW:
+        off_topic = understood.off_topic_marker and (not ranked or ranked[0].bm25 < OFF_TOPIC_BM25)
+        if (
+            understood.out_of_scope_marker
+            or off_topic
+            or not ranked
+            or ranked[0].score < NO_MATCH_BELOW
+        ):
             return Answer(
                 answer=gettext(
                     _(
@@ -302,6 +312,7 @@ __all__ = [
     "CLOSE_MARGIN",
     "CONFIDENT_AT",
     "NO_MATCH_BELOW",
+    "OFF_TOPIC_BM25",
     "Assistant",
     "ask",
     "compose",
