@@ -635,6 +635,8 @@ def test_database_modify_refuses_bad_names_and_formats(client: TestClient, uniqu
     good = {"code": "OK", "name": f"n-{unique}", "schema": SCHEMA}
     for change, status, code in (
         ({"name": "has space"}, 400, "bad-query"),
+        ({"name": "MyPersonalDataUsage", "version": "1.0"}, 400, "bad-query"),
+        ({"name": "statistics"}, 400, "bad-query"),
         ({"version": "../1"}, 400, "bad-query"),
         ({"code": "a/b"}, 400, "bad-query"),
         ({"numberFormat": "{code}"}, 422, "invalid-schema"),

@@ -315,7 +315,14 @@ def _validate(database: RegistryDatabase, content: Any) -> None:
 # --- databases -----------------------------------------------------------------------------
 
 
+# Names the API routes use at the place of a registry name (``/data/MyPersonalDataUsage/1.0``,
+# the Registration API's ``/data/statistics``).
+RESERVED_NAMES = frozenset({"mypersonaldatausage", "statistics"})
+
+
 def _check_names(name: str, version: str, code: str) -> None:
+    if name.casefold() in RESERVED_NAMES:
+        raise BadQuery(_("{value} is reserved by the API; choose another name."), value=name)
     if not _NAME.match(name):
         raise BadQuery(_("{value} is not a valid registry name."), value=name[:100])
     if not _VERSION.match(version):
