@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 ROOM = "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS"
 PUSH_SERVICE = ServiceId.parse("MA/GOV/ESERVICES/PORTAL/events")
+LOCAL_PUSH_SERVICE = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/inbox")  # the room's gateway
 SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "type": "object",
@@ -140,8 +141,9 @@ def add_push_service(world: ExchangeWorld, receiver_url: str) -> None:
     registry = world.instance.node(REGISTRY_NODE)
     with registry.session() as session:
         signer = registry.checkpoint_signer(session)
-        service.add_service(session, service=PUSH_SERVICE, base_url=receiver_url, signer=signer)
-        service.grant_access(session, service=PUSH_SERVICE, client=BIRTHS, method="POST", path="*")
+        for push in (PUSH_SERVICE, LOCAL_PUSH_SERVICE):
+            service.add_service(session, service=push, base_url=receiver_url, signer=signer)
+            service.grant_access(session, service=push, client=BIRTHS, method="POST", path="*")
     for running in world.gateways.values():
         assert running.refresh_now(), running.runtime.last_refresh_error
 
@@ -520,6 +522,18 @@ class TestPush:
             e == "response.out" and d.get("to") == "gateway-civil-registry" for e, d in consumer
         )
 
+    def test_push_to_a_subscriber_on_the_rooms_own_gateway(
+        self, ps: PubSubWorld, fast_retries: None
+    ) -> None:
+        ps.event_type("pushSelf")
+        body = {"delivery": "PUSH", "options": {"pushService": "inbox"}}
+        assert ps.manager("POST", "/api/v1/subs/pushSelf", json=body).status_code == 200
+        event_id = ps.manager("POST", "/pub/v1/pushSelf", json={"event": BIRTH}).json()["id"]
+        arrived = wait_until(
+            lambda: [r for r in ps.receiver.received if r["item"]["id"] == event_id], "the push"
+        )
+        assert arrived[0]["headers"]["x-road-service"] == str(LOCAL_PUSH_SERVICE)
+
     def test_push_is_retried_with_back_off(self, ps: PubSubWorld, fast_retries: None) -> None:
         ps.event_type("pushRetry")
         ps.grant("pushRetry", PORTAL, "subscribe")
@@ -531,8 +545,13 @@ class TestPush:
         ps.receiver.failures = 3
         event_id = ps.manager("POST", "/pub/v1/pushRetry", json={"event": BIRTH}).json()["id"]
         wait_until(
-            lambda: [r for r in ps.receiver.received if r["item"]["id"] == event_id], "the push"
+            lambda: (
+                ps.manager("GET", f"/pub/v1/pushRetry/{event_id}").json()["status"]
+                == {"acknowledged": 1}
+            ),
+            "the acknowledged push",
         )
+        assert len([r for r in ps.receiver.received if r["item"]["id"] == event_id]) == 1
         attempts = [d for e, d in ps.log() if e == "pubsub.deliver" and d["event"] == event_id]
         assert [d["attempt"] for d in attempts] == [1, 2, 3, 4]
         assert [d["status"] for d in attempts] == [503, 503, 503, 200]

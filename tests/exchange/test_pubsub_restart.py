@@ -52,14 +52,19 @@ def test_unacknowledged_events_survive_a_gateway_restart(
             lambda: [r for r in receiver.received if r["item"]["id"] == pushed_id], "the push"
         )
         assert arrived[0]["item"]["event"] == BIRTH
+        wait_until(
+            lambda: (
+                ps.manager("GET", f"/pub/v1/pushedLater/{pushed_id}").json()["status"]
+                == {"acknowledged": 1}
+            ),
+            "the acknowledged push",
+        )
         for pull in (ps.portal, ps.manager):
             response = pull("GET", "/pull/v1/kept")
             assert response.status_code == 200, response.text
             assert response.json()["id"] == pulled_id
             assert pull("DELETE", f"/pull/v1/kept/{pulled_id}").status_code == 204
         assert ps.manager("GET", "/pull/v1/kept").status_code == 404
-        status = ps.manager("GET", f"/pub/v1/pushedLater/{pushed_id}").json()["status"]
-        assert status == {"acknowledged": 1}
         records = [d for e, d in ps.log() if e == "pubsub.deliver" and d["event"] == pushed_id]
         assert records[-1]["status"] == 200 and all(d["status"] == 503 for d in records[:-1])
         assert str(BIRTHS) in {d.get("client") for e, d in ps.log() if e == "pubsub.ack"}
