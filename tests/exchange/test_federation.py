@@ -6,6 +6,7 @@ not pinned), each with its X-Road error and a record in the refusing gateway's l
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -286,6 +287,29 @@ class TestRefusals:
             # nor for an instance without an agreement
             with pytest.raises(agreements.AgreementNotFound):
                 federation.store_peer_conf(session, node=ma_registry, peer="ZZ", token=token)
+
+    def test_a_federation_no_longer_in_force(
+        self, fed: Federated, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        for running, peer in ((fed.qa_gateway, "MA"), (fed.ma.provider_gateway, "QA")):
+            conf = running.runtime.usable_conf()
+            assert conf is not None
+            ended = dataclasses.replace(conf.federations[peer], valid_until=past)
+            expired = dataclasses.replace(conf, federations={peer: ended})
+            monkeypatch.setattr(running.runtime, "_conf", expired)
+            if peer == "MA":  # the client's gateway refuses before sending
+                response = fed.call(BIRTH_RECORD, "/births/1", QA_SERVICES)
+                _fault(response, "Server.ClientProxy.OutdatedGlobalConf", 500)
+                assert fed.qa_log("Server.ClientProxy.OutdatedGlobalConf")
+            else:  # the provider's gateway refuses a sender whose federation ended
+                response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1")
+                _fault(response, "Server.ServerProxy.OutdatedGlobalConf", 500)
+                assert ma_refusals(
+                    fed.ma, "gateway-civil-registry", "Server.ServerProxy.OutdatedGlobalConf"
+                )
+            monkeypatch.undo()
+        assert fed.call(BIRTH_RECORD, "/births/1", QA_SERVICES).status_code == 200
 
     def test_older_shared_parameters_are_refused(self, fed: Federated) -> None:
         qa_registry = fed.qa.node(REGISTRY_NODE)
