@@ -279,12 +279,13 @@ def check_schema(schema: Any) -> dict[str, Any]:
     return schema
 
 
-def _event_type(session: Session, room: SubsystemId, name: str) -> PubSubEventType:
-    row = session.scalar(
-        sa.select(PubSubEventType).where(
-            PubSubEventType.room == str(room), PubSubEventType.name == name
-        )
+def _event_type(
+    session: Session, room: SubsystemId, name: str, *, lock: bool = False
+) -> PubSubEventType:
+    query = sa.select(PubSubEventType).where(
+        PubSubEventType.room == str(room), PubSubEventType.name == name
     )
+    row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise EventTypeNotFound(
             _("Room {room} has no event type {name}."), room=str(room), name=name[:120]
@@ -697,7 +698,7 @@ def publish(
 ) -> EventInfo:
     """Accept an event: checked against the schema, numbered, and one pending delivery made
     for every subscription, all in the caller's transaction."""
-    row = _event_type(session, room, name)
+    row = _event_type(session, room, name, lock=True)  # one sequence number each
     _require(session, room, name, str(publisher), "publish")
     check_event(json.loads(row.schema), event)
     now = utcnow()
@@ -1352,7 +1353,11 @@ def _due(runtime: GatewayRuntime) -> list[_Push]:
             .join(PubSubEvent, PubSubEvent.id == PubSubDelivery.event_id)
             .join(PubSubSubscription, PubSubSubscription.id == PubSubDelivery.subscription_id)
             .join(PubSubEventType, PubSubEventType.id == PubSubEvent.event_type_id)
-            .where(PubSubDelivery.state == "pending", PubSubSubscription.delivery == "PUSH")
+            .where(
+                PubSubDelivery.state == "pending",
+                PubSubSubscription.delivery == "PUSH",
+                sa.or_(PubSubSubscription.fifo, PubSubDelivery.next_attempt_at <= now),
+            )
             .order_by(PubSubDelivery.subscription_id, PubSubEvent.sequence)
         ).all()
         jobs: list[_Push] = []

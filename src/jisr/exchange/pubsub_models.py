@@ -76,6 +76,7 @@ class PubSubEvent(IdMixin, Base):
     """A publication accepted by the room's gateway."""
 
     __tablename__ = "pubsub_events"
+    __table_args__ = (sa.UniqueConstraint("event_type_id", "sequence"),)
 
     public_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
     event_type_id: Mapped[int] = mapped_column(

@@ -109,6 +109,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pubsub_events")),
         sa.UniqueConstraint("public_id", name=op.f("uq_pubsub_events_public_id")),
+        sa.UniqueConstraint(
+            "event_type_id", "sequence", name=op.f("uq_pubsub_events_event_type_id_sequence")
+        ),
     )
     with op.batch_alter_table("pubsub_events", schema=None) as batch_op:
         batch_op.create_index(
