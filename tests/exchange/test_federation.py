@@ -202,6 +202,18 @@ class TestCrossBorderCall:
         assert federated.opens == {str(BIRTH_RECORD)} and federated.peer_opens == set()
         assert "gateway-moi" in federated.peer.gateways and federated.usable()
 
+    def test_list_clients_of_the_federated_instance(self, fed: Federated) -> None:
+        listed = httpx.get(f"{fed.qa_gateway.url}/listClients?instanceId=MA", timeout=20).json()
+        ids = {
+            (c["id"]["objectType"], c["id"]["memberCode"], c["id"].get("applicationCode"))
+            for c in listed["member"]
+        }
+        assert ("MEMBER", "CIVIL-REGISTRY", None) in ids
+        assert ("APPLICATION", "ESERVICES", "PORTAL") in ids
+        assert {c["id"]["instanceId"] for c in listed["member"]} == {"MA"}
+        unknown = httpx.get(f"{fed.qa_gateway.url}/listClients?instanceId=ZZ", timeout=20)
+        assert unknown.json() == {"member": []}
+
     def test_access_rights_still_apply(self, fed: Federated) -> None:
         body = _fault(
             fed.call(BIRTH_RECORD, "/births/1", QA_OTHER), "Server.ServerProxy.AccessDenied", 403

@@ -43,9 +43,13 @@ _documents: dict[str, str] = {}  # SHA-256 -> document (immutable by constructio
 
 
 def list_clients(conf: GlobalConf, instance: str | None = None) -> dict[str, Any]:
-    """GovStack ``restClientDetailsListType``: members, then subsystems (``APPLICATION``)."""
+    """GovStack ``restClientDetailsListType``: members, then subsystems (``APPLICATION``);
+    of a federated ``instance``, those its shared parameters list."""
     if instance not in (None, conf.instance):
-        return {"member": []}  # no federation yet: another instance's clients are not known
+        federated = conf.federations.get(instance or "")
+        if federated is None or not federated.usable():
+            return {"member": []}  # another instance, not federated: its clients are unknown
+        conf = federated.peer  # its members and subsystems, from its shared parameters
     clients: list[dict[str, Any]] = []
     for member_text, name in sorted(conf.member_names.items()):
         member = MemberId.parse(member_text)
