@@ -387,10 +387,11 @@ def _own_document(session: Session, document_id: str, national_id: str) -> Uploa
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _application_row(session: Session, application_id: str) -> Application:
-    row = session.scalars(
-        sa.select(Application).where(Application.application_id == application_id)
-    ).first()
+def _application_row(session: Session, application_id: str, *, lock: bool = False) -> Application:
+    """The row; ``lock``: for a state change (PostgreSQL locks it until the transaction ends,
+    so two officers cannot both move it; SQLite's writers queue already)."""
+    query = sa.select(Application).where(Application.application_id == application_id)
+    row = session.scalars(query.with_for_update() if lock else query).first()
     if row is None:
         raise ApplicationNotFound(_("No application {id}."), id=application_id)
     return row
@@ -857,7 +858,7 @@ def submit_application(
 ) -> ApplicationInfo:
     """Attach ``documents`` (the person's uploads) to a draft and submit it; refused with
     ``DocumentsMissing`` while an asked document has no upload."""
-    row = _application_row(session, application_id)
+    row = _application_row(session, application_id, lock=True)
     if row.applicant_national_id != national_id:
         raise ApplicationNotFound(_("No application {id}."), id=application_id)
     if row.state != DRAFT:
@@ -873,7 +874,7 @@ def submit_application(
 
 
 def _officer_application(session: Session, application_id: str, officer: Officer) -> Application:
-    row = _application_row(session, application_id)
+    row = _application_row(session, application_id, lock=True)
     if row.agency is None or row.agency != officer.agency:
         raise NotYourAgency(
             _("The application {id} is handled by another agency, not {agency}."),
@@ -958,7 +959,7 @@ def answer_information(
     if not text:
         raise InvalidForm(_("The field {field} is required."), field="answer")
     at = now or utcnow()
-    row = _application_row(session, application_id)
+    row = _application_row(session, application_id, lock=True)
     if row.applicant_national_id != national_id:
         raise ApplicationNotFound(_("No application {id}."), id=application_id)
     _move(session, node, row, IN_REVIEW, actor=national_id, reason=text, now=at)
