@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -244,6 +245,27 @@ class TestRefresh:
             assert [p.peer for p in federation.list_peer_confs(session)] == ["QA"]
         assert fed.call(BIRTH_RECORD, "/births/1", QA_SERVICES).status_code == 200
 
+    def test_cli_sync_and_list(self, fed: Federated) -> None:
+        from typer.testing import CliRunner
+
+        from jisr.cli import app
+
+        runner = CliRunner()
+        d = str(fed.ma.instance.path)
+        result = runner.invoke(app, ["exchange", "federation", "sync", "QA", "--dir", d])
+        assert result.exit_code == 0 and "Shared parameters of QA" in result.output, result.output
+        result = runner.invoke(app, ["exchange", "federation", "list", "--dir", d, "--json"])
+        listed = json.loads(result.output)
+        assert [(p["peer"], p["agreement_id"]) for p in listed] == [("QA", fed.agreement_id)]
+        # a registry answering with something not signed by the pinned key changes nothing
+        result = runner.invoke(
+            app,
+            ["exchange", "federation", "sync", "QA", "--url", fed.ma.registry.url, "--dir", d],
+        )
+        assert result.exit_code == 1 and "pinned key" in result.output, result.output
+        result = runner.invoke(app, ["exchange", "federation", "list", "--dir", d, "--json"])
+        assert json.loads(result.output) == listed
+
 
 class TestRefusals:
     def test_service_outside_the_agreement(self, fed: Federated) -> None:
@@ -393,8 +415,6 @@ def _client_context(issuer: Instance, fed: Federated, directory: Any) -> ssl.SSL
 
 
 def _log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
-    import json
-
     import sqlalchemy as sa
 
     with instance.node(gateway).session() as session:
