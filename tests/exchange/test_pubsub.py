@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
@@ -31,6 +34,11 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 ROOM = "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS"
 PUSH_SERVICE = ServiceId.parse("MA/GOV/ESERVICES/PORTAL/events")
 LOCAL_PUSH_SERVICE = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/inbox")  # the room's gateway
+REAL_PUB = ServiceId.parse("MA/GOV/ESERVICES/OTHER/pub")  # a registered service named "pub"
+SPEC = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/specs/govstack/information-mediator/GovStack_IM_PubSub_API.yaml"
+)
 SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "type": "object",
@@ -144,6 +152,8 @@ def add_push_service(world: ExchangeWorld, receiver_url: str) -> None:
         for push in (PUSH_SERVICE, LOCAL_PUSH_SERVICE):
             service.add_service(session, service=push, base_url=receiver_url, signer=signer)
             service.grant_access(session, service=push, client=BIRTHS, method="POST", path="*")
+        service.add_service(session, service=REAL_PUB, base_url=world.provider.url, signer=signer)
+        service.grant_access(session, service=REAL_PUB, client=PORTAL, method="*", path="*")
     for running in world.gateways.values():
         assert running.refresh_now(), running.runtime.last_refresh_error
 
@@ -601,3 +611,36 @@ def test_message_log_stays_intact(ps: PubSubWorld) -> None:
                 session, MESSAGE_LOG, verifier=jws.keystore_verifier(session)
             )
         assert report.ok, report.findings
+
+
+def test_a_registered_service_keeps_its_code(ps: PubSubWorld) -> None:
+    """``pub`` of a subsystem that registered a service ``pub`` is that service, not pub/sub."""
+    response = httpx.post(
+        ps.world.consumer_gateway.url + "/r1/MA/GOV/ESERVICES/OTHER/pub/v1/anything",
+        headers={"X-GovStack-Client": str(PORTAL)},
+        json={"event": BIRTH},
+        timeout=20,
+    )
+    assert response.status_code == 404  # the provider system's own answer
+    assert response.headers["x-provider"] == "yes"
+
+
+def test_answers_have_the_shapes_of_the_govstack_spec(ps: PubSubWorld) -> None:
+    if not SPEC.is_file():
+        pytest.skip(f"the GovStack PubSub spec {SPEC} is absent (../shared is not here)")
+    schemas = yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]["schemas"]
+
+    def check(value: Any, name: str) -> None:
+        jsonschema.Draft202012Validator(schemas[name]).validate(value)
+
+    ps.event_type("shapes")
+    check(ps.manager("GET", "/api/v1/eventType/shapes").json(), "EventType")
+    ps.grant("shapes", PORTAL, "subscribe")
+    sub = ps.portal("POST", "/api/v1/subs/shapes", json={"delivery": "PULL"}).json()
+    check(sub, "SubscriptionItem")
+    for item in ps.portal("GET", "/api/v1/subs").json():
+        check(item, "SubscriptionItem")
+    published = ps.manager("POST", "/pub/v1/shapes", json={"eventType": "shapes", "event": BIRTH})
+    check(published.json(), "PublishEventResult")
+    check(ps.manager("GET", f"/pub/v1/shapes/{published.json()['id']}").json(), "EventItem")
+    check(ps.portal("GET", "/pull/v1/shapes").json(), "EventItem")
