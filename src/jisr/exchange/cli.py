@@ -22,7 +22,7 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
 from jisr.core.errors import NotFound
 from jisr.core.instance import REGISTRY_NODE, Instance
-from jisr.exchange import archive, federation, globalconf, provisioning, service
+from jisr.exchange import archive, federation, globalconf, provisioning, pubsub_cli, service
 from jisr.exchange.gateway import MESSAGE_LOG
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 
@@ -48,6 +48,7 @@ for sub, name in (
     (log_app, "log"),
 ):
     app.add_typer(sub, name=name)
+app.add_typer(pubsub_cli.app, name="pubsub")
 
 out = Console(highlight=False, soft_wrap=True)
 DirOption = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")

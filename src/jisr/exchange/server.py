@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from jisr.core.instance import Instance
-from jisr.exchange import client_proxy, proxy, server_proxy
+from jisr.exchange import client_proxy, proxy, pubsub, server_proxy
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.service import parse_address
 
@@ -125,10 +125,12 @@ def start_gateway(
             if runtime.usable_conf() is None:
                 await runtime.refresh(http)
             refresher = asyncio.create_task(_refresh_forever(runtime, http))
+            pusher = pubsub.start_pusher(runtime, http, host, ports[0])
             started.update(loop=loop, stopped=stopped, http=http, ports=ports)
             ready.set()
             await stopped.wait()
             refresher.cancel()
+            pusher.cancel()
         except BaseException as error:
             started["error"] = error
             ready.set()
