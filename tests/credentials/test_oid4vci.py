@@ -72,9 +72,17 @@ def test_metadata(served: Served) -> None:
         "jwt": {"proof_signing_alg_values_supported": ["ES256"]}
     }
     assert {d["locale"] for d in birth["credential_metadata"]["display"]} == {"ar", "fr", "en"}
-    server = served.http.get("/.well-known/oauth-authorization-server").json()
-    assert server["token_endpoint"] == served.url + "/credentials/oid4vci/token"
-    assert server["pre-authorized_grant_anonymous_access_supported"] is True
+    assert birth["scope"] == "credential:birth-certificate"
+    # the identity provider (code flow), then the portal's server of the pre-authorized grant
+    assert meta["authorization_servers"] == [served.url, served.url + "/credentials/oid4vci"]
+    pre = served.http.get("/.well-known/oauth-authorization-server/credentials/oid4vci").json()
+    assert pre["issuer"] == served.url + "/credentials/oid4vci"
+    assert pre["token_endpoint"] == served.url + "/credentials/oid4vci/token"
+    assert pre["pre-authorized_grant_anonymous_access_supported"] is True
+    idp = served.http.get("/.well-known/oauth-authorization-server").json()
+    assert idp["issuer"] == served.url and idp["token_endpoint"] == served.url + "/oauth/token"
+    offer = served.offer().offer
+    assert offer["grants"][GRANT]["authorization_server"] == pre["issuer"]
 
 
 def test_full_flow(served: Served) -> None:

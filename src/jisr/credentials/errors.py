@@ -133,6 +133,12 @@ class InvalidAccessToken(OAuthError):
     oauth_error = "invalid_token"
 
 
+class InsufficientScope(OAuthError):
+    status_code = 403
+    code = "oauth-insufficient-scope"
+    oauth_error = "insufficient_scope"
+
+
 class InvalidCredentialRequest(OAuthError):
     code = "oid4vci-invalid-credential-request"
     oauth_error = "invalid_credential_request"
@@ -159,6 +165,7 @@ __all__ = [
     "CredentialsError",
     "DocumentTypeNotIssuedHere",
     "FormatNotSupported",
+    "InsufficientScope",
     "InvalidAccessToken",
     "InvalidCredentialRequest",
     "InvalidGrant",

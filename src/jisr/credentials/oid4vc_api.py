@@ -66,7 +66,7 @@ def _oauth_error(session: Session, portal: Node, error: OAuthError, where: str) 
         session, "oid4vc.refused", {"endpoint": where, "error": error.oauth_error}, actor="wallet"
     )
     headers = dict(NO_STORE)
-    if error.status_code == 401:
+    if error.status_code in (401, 403):  # RFC 6750 §3
         headers["WWW-Authenticate"] = f'Bearer error="{error.oauth_error}"'
     body = {"error": error.oauth_error, "error_description": error.message("en")}
     return JSONResponse(body, status_code=error.status_code, headers=headers)
@@ -97,8 +97,8 @@ def issuer_metadata(portal: NodeDep) -> dict[str, Any]:
 
 
 @router.get(
-    "/.well-known/oauth-authorization-server",
-    summary="Authorization server metadata of the credential issuer (pre-authorized grant)",
+    "/.well-known/oauth-authorization-server" + oid4vci.PRE_AUTHORIZATION_PATH,
+    summary="RFC 8414 metadata of the portal's authorization server (pre-authorized grant)",
 )
 def authorization_server_metadata(portal: NodeDep) -> dict[str, Any]:
     return oid4vci.authorization_server_metadata(portal.settings)

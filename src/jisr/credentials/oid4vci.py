@@ -48,13 +48,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy.orm import Session
 
 from jisr.core.clock import utcnow
-from jisr.core.crypto import keystore
+from jisr.core.crypto import jws, keystore
+from jisr.core.errors import CryptoError
 from jisr.core.i18n import LANGUAGES, _
 from jisr.core.instance import Node
 from jisr.core.settings import Settings
 from jisr.credentials import doctypes, sdjwt, service
 from jisr.credentials.errors import (
     DocumentTypeNotIssuedHere,
+    InsufficientScope,
     InvalidAccessToken,
     InvalidCredentialRequest,
     InvalidGrant,
@@ -88,6 +90,23 @@ def credential_issuer(public_url: str) -> str:
     return public_url.rstrip("/")
 
 
+# The portal is the authorization server of the pre-authorized grant under its own
+# identifier (RFC 8414 metadata at /.well-known/oauth-authorization-server/credentials/oid4vci);
+# the identity provider, whose identifier is the public URL, is the one of the code flow.
+PRE_AUTHORIZATION_PATH = "/credentials/oid4vci"
+CREDENTIAL_SCOPE_PREFIX = "credential:"
+AT_JWT_TYP = "at+jwt"
+
+
+def pre_authorization_server(public_url: str) -> str:
+    return credential_issuer(public_url) + PRE_AUTHORIZATION_PATH
+
+
+def credential_scope(configuration_id: str) -> str:
+    """The OAuth scope of a credential configuration, asked at the identity provider."""
+    return CREDENTIAL_SCOPE_PREFIX + configuration_id
+
+
 def endpoint(public_url: str, path: str) -> str:
     return f"{credential_issuer(public_url)}/credentials/oid4vci/{path}"
 
@@ -101,7 +120,7 @@ def configurations(settings: Settings) -> dict[str, doctypes.DocumentType]:
 def _configuration(doc: doctypes.DocumentType, public_url: str) -> dict[str, Any]:
     return {
         "format": sdjwt.SD_JWT_VC_TYP,
-        "scope": doc.name,
+        "scope": credential_scope(doc.name),
         "vct": doc.vct(public_url),
         "credential_signing_alg_values_supported": ["ES256"],
         "cryptographic_binding_methods_supported": ["jwk"],
@@ -133,6 +152,12 @@ def issuer_metadata(settings: Settings) -> dict[str, Any]:
     public_url = settings.public_url
     return {
         "credential_issuer": credential_issuer(public_url),
+        # the identity provider (code flow, scope per configuration), then the portal's own
+        # authorization server of the pre-authorized grant
+        "authorization_servers": [
+            credential_issuer(public_url),
+            pre_authorization_server(public_url),
+        ],
         "credential_endpoint": endpoint(public_url, "credential"),
         "nonce_endpoint": endpoint(public_url, "nonce"),
         "display": [{"name": settings.instance_name, "locale": lang} for lang in LANGUAGES],
@@ -144,9 +169,9 @@ def issuer_metadata(settings: Settings) -> dict[str, Any]:
 
 
 def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
-    """RFC 8414 metadata of the issuer as authorization server of the pre-authorized grant."""
+    """RFC 8414 metadata of the portal as authorization server of the pre-authorized grant."""
     return {
-        "issuer": credential_issuer(settings.public_url),
+        "issuer": pre_authorization_server(settings.public_url),
         "token_endpoint": endpoint(settings.public_url, "token"),
         "grant_types_supported": [PRE_AUTHORIZED_GRANT],
         "token_endpoint_auth_methods_supported": ["none"],
@@ -170,7 +195,10 @@ class Offer:
 
 
 def _offer_object(row: CredentialOffer, *, code: str, public_url: str) -> dict[str, Any]:
-    grant: dict[str, Any] = {"pre-authorized_code": code}
+    grant: dict[str, Any] = {
+        "pre-authorized_code": code,
+        "authorization_server": pre_authorization_server(public_url),
+    }
     if row.tx_code_hash is not None:
         grant["tx_code"] = {
             "input_mode": "numeric",
@@ -401,6 +429,37 @@ def _offer_for_token(
     return row
 
 
+def _idp_access_token(
+    register: Session, access_token: str, *, public_url: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The claims of a JWT access token (RFC 9068) of this instance's identity provider,
+    verified with its JWKS (``register``: the idp node's session): ``typ: at+jwt``, ``iss``
+    the provider, ``aud`` this credential issuer, unexpired, with a ``scope`` and the
+    person's ``national_id``; ``InvalidAccessToken`` otherwise."""
+    issuer = credential_issuer(public_url)
+    try:
+        claims = jws.verify_compact(
+            access_token, keystore.public_jwks(register, purpose="signing"), typ=AT_JWT_TYP
+        ).json()
+    except (CryptoError, ValueError) as error:
+        raise InvalidAccessToken(_("The access token does not verify.")) from error
+    audience = claims.get("aud") if isinstance(claims, dict) else None
+    if (
+        not isinstance(claims, dict)
+        or claims.get("iss") != issuer
+        or not (audience == issuer or (isinstance(audience, list) and issuer in audience))
+    ):
+        raise InvalidAccessToken(_("The access token is not for this credential issuer."))
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int) or not isinstance(iat, int) or exp <= now.timestamp():
+        raise InvalidAccessToken(_("The access token is unknown or expired."))
+    if iat > (now + LEEWAY).timestamp():
+        raise InvalidAccessToken(_("The access token is issued in the future."))
+    if not isinstance(claims.get("scope"), str) or not isinstance(claims.get("national_id"), str):
+        raise InvalidAccessToken(_("The access token names no scope or person."))
+    return claims
+
+
 def issue_with_proof(
     session: Session,
     *,
@@ -410,9 +469,19 @@ def issue_with_proof(
     request: Any,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The Credential Response for a Credential Request (one ``jwt`` proof)."""
+    """The Credential Response for a Credential Request (one ``jwt`` proof). The access token
+    is the portal's own (pre-authorized grant: one credential per offer) or a JWT access
+    token of the identity provider (authorization code flow: a credential for the person who
+    signed in, of a configuration whose scope the token carries)."""
     now = now or utcnow()
-    row = _offer_for_token(session, access_token, now)
+    row: CredentialOffer | None = None
+    idp_claims: dict[str, Any] | None = None
+    if access_token and access_token.count(".") == 2:
+        idp_claims = _idp_access_token(
+            register, access_token, public_url=node.settings.public_url, now=now
+        )
+    else:
+        row = _offer_for_token(session, access_token, now)
     if not isinstance(request, dict):
         raise InvalidCredentialRequest(_("The credential request is not a JSON object."))
     if "credential_identifier" in request:
@@ -426,9 +495,17 @@ def issue_with_proof(
         raise UnknownCredentialConfiguration(
             _("No credential configuration {id} here."), id=configuration_id
         )
-    if configuration_id != row.configuration_id:
+    if row is not None and configuration_id != row.configuration_id:
         raise InvalidCredentialRequest(
             _("The access token was not issued for {id}."), id=configuration_id
+        )
+    if (
+        idp_claims is not None
+        and credential_scope(configuration_id) not in str(idp_claims["scope"]).split()
+    ):
+        raise InsufficientScope(
+            _("The access token does not carry the scope {scope}."),
+            scope=credential_scope(configuration_id),
         )
     proofs = request.get("proofs")
     if not isinstance(proofs, dict) or set(proofs) != {"jwt"}:
@@ -439,21 +516,28 @@ def issue_with_proof(
     holder = check_proof(
         session, jwts[0], audience=credential_issuer(node.settings.public_url), now=now
     )
+    if row is not None:
+        national_id = row.subject_national_id
+    else:
+        assert idp_claims is not None
+        national_id = str(idp_claims["national_id"])
     issued = service.issue_credential(
         session,
         node=node,
         register=register,
-        doc_type=row.configuration_id,
-        national_id=row.subject_national_id,
+        doc_type=configuration_id,
+        national_id=national_id,
         holder_key=holder,
         actor="oid4vci",
     )
-    row.credential_id = issued.credential_id
+    if row is not None:
+        row.credential_id = issued.credential_id
     session.flush()
     return {"credentials": [{"credential": issued.token}]}
 
 
 __all__ = [
+    "PRE_AUTHORIZATION_PATH",
     "PRE_AUTHORIZED_GRANT",
     "PROOF_TYP",
     "Offer",
@@ -462,6 +546,8 @@ __all__ = [
     "configurations",
     "create_offer",
     "credential_issuer",
+    "credential_scope",
+    "pre_authorization_server",
     "endpoint",
     "exchange_pre_authorized_code",
     "issue_with_proof",

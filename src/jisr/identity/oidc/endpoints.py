@@ -82,6 +82,15 @@ def openid_configuration(request: Request, session: SessionDep) -> dict[str, Any
     return discovery_document(_provider(request, session))
 
 
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="RFC 8414 metadata: the provider as the credential issuer's authorization server",
+)
+def authorization_server_metadata(request: Request, session: SessionDep) -> dict[str, Any]:
+    # OpenID4VCI wallets discover authorization servers with RFC 8414; same document.
+    return discovery_document(_provider(request, session))
+
+
 @router.get("/.well-known/jwks.json", summary="The provider's public keys (active and retired)")
 def jwks(session: SessionDep) -> dict[str, Any]:
     return keystore.public_jwks(session, purpose="signing")
