@@ -8,7 +8,10 @@ The command names and ``--json`` outputs are a contract other checks rely on:
 * ``verify --dir D [--json] FILE`` exits 0 only when valid; ``--json`` prints
   ``{"valid": bool, "checks": [...]}``;
 * ``revoke --dir D CREDENTIAL_ID``;
-* ``jwks --dir D`` prints the issuers' public JWKS.
+* ``jwks --dir D`` prints the issuers' public JWKS;
+* ``offer --dir D --type TYPE --person ID [--tx-code/--no-tx-code] [--qr PNG] [--json]``
+  prints the ``openid-credential-offer://`` link (OpenID4VCI pre-authorized code);
+* ``refresh --dir D --peer P`` refreshes a federated peer's trust list and status lists.
 
 Each command opens one transaction on the instance's ``portal`` node (and reads the
 population register on its ``idp`` node) and calls ``jisr.credentials.service``.
@@ -208,6 +211,55 @@ def _verify_printed(file: Path, directory: Path) -> VerificationResult | None:
             trust.verifier_for(session, node=portal, registry_node=registry) as verifier,
         ):
             return verifier.verify_qr(text)
+
+
+@app.command("offer")
+def offer(
+    directory: Path = _DIR,
+    doc_type: str = typer.Option(..., "--type", help="The document type, e.g. birth-certificate."),
+    person: str = typer.Option(..., "--person", help="The person's national id, e.g. MA:AB123456."),
+    tx_code: bool = typer.Option(
+        True, "--tx-code/--no-tx-code", help="Protect the offer with a 6-digit transaction code."
+    ),
+    qr_out: Path | None = typer.Option(None, "--qr", help="Also write the offer as a QR PNG."),
+    as_json: bool = _JSON,
+) -> None:
+    """An agency desk offers a document to a person who was checked at the desk: prints the
+    `openid-credential-offer://` link for the wallet (valid 10 minutes, usable once) and the
+    transaction code to give the person through another channel."""
+    from jisr.credentials import oid4vci, qr
+
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        with instance.node("idp").session() as register, portal.session() as session:
+            made = oid4vci.create_offer(
+                session,
+                node=portal,
+                register=register,
+                doc_type=doc_type,
+                national_id=person,
+                tx_code=tx_code,
+                actor="cli",
+            )
+    if qr_out is not None:
+        qr.render(made.wallet_link, qr_out)
+    if as_json:
+        _print_json(
+            {
+                "offer_id": made.offer_id,
+                "uri": made.wallet_link,
+                "tx_code": made.tx_code,
+                "expires_at": made.expires_at.isoformat(),
+                "qr": str(qr_out) if qr_out is not None else None,
+            }
+        )
+        return
+    typer.echo(made.wallet_link)
+    if made.tx_code is not None:
+        typer.echo(f"Transaction code (tell the person, never in the link): {made.tx_code}")
+    typer.echo(f"Valid until {made.expires_at.isoformat()}, once.")
+    if qr_out is not None:
+        typer.echo(f"QR written to {qr_out}")
 
 
 @app.command("refresh")
