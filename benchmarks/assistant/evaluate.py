@@ -198,7 +198,7 @@ def _sweep(rows: list[dict[str, Any]], assistant: Assistant) -> None:
     from jisr.assistant.language import identify
 
     scoped = [(identify(r["question"]), r["expected"]) for r in rows if r.get("expected")]
-    for weight in (0.0, 0.03, 0.05, 0.08, 0.1, 0.15):
+    for weight in (0.0, 0.05, 0.08, 0.12, 0.15, 0.2):
         for threshold in (0.0, 1.0, 2.0, 4.0):
             hits = 0
             for understood, expected in scoped:

