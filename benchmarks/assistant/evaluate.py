@@ -208,6 +208,7 @@ def _sweep(rows: list[dict[str, Any]], assistant: Assistant) -> None:
                     country_prior=understood.country_prior,
                     bm25_weight=weight,
                     bm25_threshold=threshold,
+                    embed_text=understood.embed_text,
                 )
                 hits += bool(ranked) and ranked[0].id == expected
             print(f"sweep weight={weight} threshold={threshold} top1={hits / len(scoped):.3f}")

@@ -249,6 +249,7 @@ class Index:
         bm25_weight: float = BM25_WEIGHT,
         bm25_threshold: float = BM25_THRESHOLD,
         limit: int = 3,
+        embed_text: str | None = None,
     ) -> list[Scored]:
         """The best procedures for ``text``, best first.
 
@@ -256,8 +257,12 @@ class Index:
         evaluation, without country hints). ``country`` keeps one country only;
         ``country_hint`` (a country the question names) adds ``HINT_WEIGHT`` to that
         country's procedures, or else ``country_prior`` (the country of the variety) adds
-        ``PRIOR_WEIGHT``."""
-        e5 = self.e5_scores(text) if mode != "bm25" else np.zeros(len(self.ids), np.float32)
+        ``PRIOR_WEIGHT``. e5 reads ``embed_text`` when given, ``text`` otherwise."""
+        e5 = (
+            self.e5_scores(embed_text or text)
+            if mode != "bm25"
+            else np.zeros(len(self.ids), np.float32)
+        )
         bm25 = self.bm25_scores(text) if mode != "e5" else np.zeros(len(self.ids), np.float32)
         if mode == "bm25":
             score = bm25.copy()

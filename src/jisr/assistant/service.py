@@ -210,6 +210,7 @@ class Assistant:
             country_prior=None if country else understood.country_prior,
             mode=mode,
             bm25_weight=BM25_WEIGHT_ARABIZI if understood.variety == "darija_latn" else BM25_WEIGHT,
+            embed_text=understood.embed_text,
         )
 
     def _decide(self, understood: Understanding, country: str | None, mode: str) -> Answer:
