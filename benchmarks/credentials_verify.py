@@ -68,7 +68,7 @@ def rate(work: Callable[[], object], seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0, help="per rate, all rounds")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
     arguments = parser.parse_args()
     rounds = max(1, arguments.rounds)
     seconds = arguments.seconds / rounds

@@ -68,34 +68,50 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+try:  # SIMD base64 and a Rust JSON parser: the two largest costs of a verification
+    import orjson
+    import pybase64
+except ImportError:  # pragma: no cover - both are dependencies; the stdlib path is slower
+    orjson = pybase64 = None  # type: ignore[assignment]
+
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def b64url_decode(text: str) -> bytes:
-    """base64url without padding, decoded. Same leniency as ``base64.urlsafe_b64decode``
-    (non-alphabet characters are discarded), but without its layers of argument coercion:
-    measured 0.74 -> 0.59 us for a JWT header, and a verification decodes eight segments."""
-    data = text.encode("ascii").translate(_FROM_URLSAFE)
-    return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+    """base64url (RFC 4648 §5) without padding, decoded strictly: a character outside the
+    alphabet (``+`` and ``/`` included) is a ``ValueError``. pybase64 when installed: the
+    1.2 kB payload of a credential decodes in 0.66 us instead of 3.9 us with ``binascii``
+    (measured), and a verification decodes nine segments."""
+    padded = text + "=" * (-len(text) % 4)
+    if pybase64 is not None:
+        return bytes(pybase64.b64decode(padded, altchars=b"-_", validate=True))
+    if "+" in text or "/" in text:  # pragma: no cover
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(  # pragma: no cover
+        padded.encode("ascii").translate(_FROM_URLSAFE), strict_mode=True
+    )
 
 
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def json_loads(text: str | bytes) -> Any:
-    """``json.loads`` of one UTF-8 JSON text. The C scanner is called directly when it
-    consumes the whole text (``json.loads`` adds encoding detection and two whitespace
-    regex matches: measured 2.0 -> 0.64 us for a JWT header); anything else (leading or trailing
-    whitespace, an error) goes through ``json.loads``, so results and errors are the same."""
-    if isinstance(text, bytes):
+    """One JSON text (UTF-8): a ``ValueError`` when it is not one. orjson when installed
+    (measured 5.5 -> 1.6 us for a credential's 900-byte payload); it is stricter than
+    ``json`` (no ``NaN``; integers beyond 64 bits become floats, which no claim check
+    accepts). Without it, the C scanner of ``json`` is called directly when it consumes the
+    whole text, else ``json.loads`` (same results and errors)."""
+    if orjson is not None:
+        return orjson.loads(text)
+    if isinstance(text, bytes):  # pragma: no cover
         text = text.decode("utf-8")
-    try:
+    try:  # pragma: no cover
         value, end = _scan_json(text, 0)
-    except StopIteration:
+    except StopIteration:  # pragma: no cover
         return json.loads(text)
-    if end != len(text):
+    if end != len(text):  # pragma: no cover
         return json.loads(text)
-    return value
+    return value  # pragma: no cover
 
 
 def digest(disclosure: str) -> str:
