@@ -17,6 +17,11 @@ trusted only for the types it may issue *and* this side accepts from that peer u
 agreement. Refused: a list signed by a key the agreement does not pin, another instance's
 list, a list past its ``exp`` (``TrustListRefused``); at verification an issuer of an expired
 agreement or list is an ``untrusted-issuer``, a type outside the agreement ``unaccepted-vct``.
+
+The peer's status lists are kept too: ``refresh_peer`` fetches the trust list and then the
+Status List Tokens it names, verified with the listed issuers' keys, into this node's
+database (``jisr.credentials.peer_status``); verification reads only those copies. The API,
+the CLI and the OpenID4VP verifier take their verifier from ``verifier_for``.
 """
 
 from __future__ import annotations

@@ -31,13 +31,13 @@ check passed. The checks, in order:
                already failed signature, issuer or validity (the draft forbids fetching then)
 =============  =============================================================================
 
-Issuer trust is pluggable (``IssuerTrust``): this slice ships ``StaticTrust`` (issuer ->
-JWKS, e.g. this instance's own issuers from ``jisr.credentials.service.local_trust``); the
-trust-list slice adds a source fed by signed trust lists and federation agreements.
+Issuer trust is pluggable (``IssuerTrust``): ``StaticTrust`` (issuer -> JWKS) here, and
+``jisr.credentials.trust.FederatedTrust`` (this instance's issuers and its federated peers',
+from their pinned trust lists), which the API, the CLI and OpenID4VP use.
 
-Performance: public keys are imported once (``import_jwk`` is cached) and signatures are
-checked with ``cryptography`` directly; each segment is decoded once. Measured by
-``benchmarks/credentials_verify.py``.
+Performance: public keys are imported once (``import_jwk`` is cached), signatures are
+checked with ``cryptography`` directly, each segment is decoded once (headers once per
+distinct header). Measured by ``benchmarks/credentials_verify.py``; see docs/credentials.md.
 """
 
 from __future__ import annotations
