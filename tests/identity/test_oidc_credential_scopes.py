@@ -59,3 +59,9 @@ def test_the_provider_accepts_credential_scopes_only_in_their_form(
         provider.validate_requested_scope("openid credential:birth-certificate")
         with pytest.raises(InvalidScopeError):
             provider.validate_requested_scope("openid credential:BAD")
+
+
+def test_the_credential_offer_scope_is_administrative() -> None:
+    # an agency desk's client_credentials client (POST /api/credentials/offers)
+    assert service.is_admin_scope(service.CREDENTIAL_OFFER_SCOPE)
+    assert not service.is_credential_scope(service.CREDENTIAL_OFFER_SCOPE)

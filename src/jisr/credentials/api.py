@@ -26,11 +26,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
+from jisr.core.errors import Forbidden, Unauthorized
 from jisr.core.http import node, session_of
 from jisr.core.i18n import _
 from jisr.core.instance import REGISTRY_NODE, Node
-from jisr.credentials import doctypes, service, trust
+from jisr.credentials import doctypes, oid4vci, service, trust
 from jisr.credentials.errors import MalformedCredential
+from jisr.identity.oidc.server import Provider
+from jisr.identity.oidc.service import CREDENTIAL_OFFER_SCOPE as OFFER_SCOPE
 
 router = APIRouter(tags=["credentials"])
 
@@ -46,6 +49,78 @@ NodeDep = Annotated[Node, Depends(node(service.ISSUER_NODE))]
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found", **_PROBLEM}}
 MAX_PRESENTATION_CHARS = 256 * 1024
+
+
+class OfferCreate(BaseModel):
+    type: str = Field(description="The document type, e.g. birth-certificate.", max_length=64)
+    person: str = Field(description="The person's national id, e.g. MA:AB123456.", max_length=32)
+    tx_code: bool = Field(True, description="Protect the offer with a 6-digit transaction code.")
+
+
+class OfferRead(BaseModel):
+    offer_id: str
+    uri: str = Field(description="openid-credential-offer://… for the wallet (link or QR).")
+    tx_code: str | None = Field(description="To tell the person apart, never in the link.")
+    expires_at: str
+
+
+IdpSessionDep = Annotated[Session, session_of("idp")]
+_DESK: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No bearer token, or not a valid one", **_PROBLEM},
+    403: {"description": "A token without the credential_offer scope", **_PROBLEM},
+    404: {"description": "No such document type, or person in the register", **_PROBLEM},
+    409: {"description": "A document type this instance does not issue", **_PROBLEM},
+}
+
+
+def _desk_client(request: Request, idp: Session) -> str:
+    """The agency desk's client behind the request: a ``client_credentials`` access token
+    of this instance's identity provider with the ``credential_offer`` scope."""
+    scheme, _sep, value = request.headers.get("authorization", "").partition(" ")
+    node_of_idp: Node | None = request.app.state.nodes.get("idp")
+    if scheme.lower() != "bearer" or not value.strip() or node_of_idp is None:
+        raise Unauthorized(_("A bearer access token is required."))
+    token = Provider(idp, node_of_idp).find_access_token(value.strip())
+    if token is None or token.is_expired() or token.is_revoked():
+        raise Unauthorized(_("The access token is unknown, expired or revoked."))
+    if token.row.person_id is not None or OFFER_SCOPE not in token.get_scope().split():
+        raise Forbidden(
+            _("Offers are made by an agency desk's client with the scope {scope}."),
+            scope=OFFER_SCOPE,
+        )
+    return str(token.get_client().client_id)
+
+
+@router.post(
+    "/api/credentials/offers",
+    status_code=201,
+    response_model=OfferRead,
+    responses=_DESK,
+    summary="An agency desk offers a document to a person (OpenID4VCI pre-authorized code)",
+)
+def create_offer(
+    request: Request,
+    body: OfferCreate,
+    session: SessionDep,
+    idp: IdpSessionDep,
+    portal: NodeDep,
+) -> dict[str, Any]:
+    client_id = _desk_client(request, idp)
+    made = oid4vci.create_offer(
+        session,
+        node=portal,
+        register=idp,
+        doc_type=body.type,
+        national_id=body.person,
+        tx_code=body.tx_code,
+        actor=f"client:{client_id}",
+    )
+    return {
+        "offer_id": made.offer_id,
+        "uri": made.wallet_link,
+        "tx_code": made.tx_code,
+        "expires_at": made.expires_at.isoformat(),
+    }
 
 
 class VerifyRequest(BaseModel):
