@@ -33,9 +33,11 @@ from jisr.core.instance import REGISTRY_NODE, Node
 from jisr.credentials import doctypes, oid4vci, service, trust
 from jisr.credentials.errors import MalformedCredential
 from jisr.identity.oidc.server import Provider
-from jisr.identity.oidc.service import CREDENTIAL_OFFER_SCOPE as OFFER_SCOPE
 
 router = APIRouter(tags=["credentials"])
+# The idp's administrative scope of an agency desk's client
+# (``jisr.identity.oidc.service.CREDENTIAL_OFFER_SCOPE``).
+OFFER_SCOPE = "credential_offer"
 
 SessionDep = Annotated[Session, session_of(service.ISSUER_NODE)]
 
