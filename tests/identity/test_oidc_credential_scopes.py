@@ -65,3 +65,9 @@ def test_the_credential_offer_scope_is_administrative() -> None:
     # an agency desk's client_credentials client (POST /api/credentials/offers)
     assert service.is_admin_scope(service.CREDENTIAL_OFFER_SCOPE)
     assert not service.is_credential_scope(service.CREDENTIAL_OFFER_SCOPE)
+
+
+def test_the_portal_asks_for_the_same_offer_scope() -> None:
+    from jisr.credentials import api
+
+    assert api.OFFER_SCOPE == service.CREDENTIAL_OFFER_SCOPE
