@@ -124,3 +124,22 @@ def federation_step(world: World) -> None:
     if not result.valid:
         raise RuntimeError(f"QA refused the printed MA birth certificate: {result.failed}")
     world.say(f"printed as a QR ({len(text)} characters): {png}; QA reads the image: valid")
+    with portal.session() as session:
+        service.revoke_credential(
+            session, node=portal, credential_id=issued.credential_id, reason="demo", actor="demo"
+        )
+    with qa.node(REGISTRY_NODE).session() as session, qa_portal.session() as portal_session:
+        trust.refresh_peer(
+            portal_session,
+            node=qa_portal,
+            registry=session,
+            registry_node=qa.node(REGISTRY_NODE),
+            peer="MA",
+            base_url=world.url("MA"),
+        )
+    refused = [
+        f"{c.check}: {c.reason}" for c in _verify_in_qa(world, issued.token, printed=False).failed
+    ]
+    if refused != ["status: revoked"]:
+        raise RuntimeError(f"QA did not see MA's revocation after its refresh: {refused}")
+    world.say(f"MA revokes it; after its next refresh of MA's lists QA refuses it ({refused[0]})")
