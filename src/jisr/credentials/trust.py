@@ -371,9 +371,11 @@ def refresh_status_lists(
     payload = verify_trust_list(token, agreement=agreement, local=local, now=moment)
     trusted = federated_trust(session, node=node, registry=registry, now=moment)
     checker = Verifier(trusted, clock=moment.timestamp)
-    owned = fetch is None
-    client = httpx.Client(timeout=10) if owned else None
-    get = fetch or _http_fetch(client)  # type: ignore[arg-type]
+    client: httpx.Client | None = None
+    if fetch is None:
+        client = httpx.Client(timeout=10)
+        fetch = _http_fetch(client)
+    get = fetch
     stored: list[str] = []
     refused: dict[str, str] = {}
     try:
