@@ -98,6 +98,31 @@ def _failed(result: Any) -> dict[str, str]:
     return {c.check: c.reason for c in result.failed}
 
 
+def test_the_refresh_commands(world: tuple[Served, Any]) -> None:
+    """`jisr credentials refresh` and `jisr federation trust-list` (while MA is served)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from jisr.cli import app
+
+    served, qa = world
+    _issue(served.instance)  # MA's civil-registry list exists
+    runner = CliRunner()
+    made = runner.invoke(app, ["credentials", "refresh", "--dir", str(qa.path), "--peer", "MA"])
+    assert made.exit_code == 0, made.output
+    assert "status lists stored" in made.output
+    as_json = runner.invoke(
+        app, ["credentials", "refresh", "--dir", str(qa.path), "--peer", "MA", "--json"]
+    )
+    # MA's server runs in this process: its request logs share the captured output
+    line = next(x for x in as_json.output.splitlines() if x.startswith('{"peer"'))
+    answer = json.loads(line)
+    assert answer["peer"] == "MA" and answer["refused"] == {} and answer["status_lists"]
+    fed = runner.invoke(app, ["federation", "trust-list", "--dir", str(qa.path), "--peer", "MA"])
+    assert fed.exit_code == 0 and "status lists stored" in fed.output, fed.output
+
+
 def test_verified_while_ma_is_down_and_revoked_after_the_next_refresh(
     world: tuple[Served, Any],
 ) -> None:
