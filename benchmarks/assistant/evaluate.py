@@ -209,6 +209,7 @@ def _sweep(rows: list[dict[str, Any]], assistant: Assistant) -> None:
                     bm25_weight=weight,
                     bm25_threshold=threshold,
                     embed_text=understood.embed_text,
+                    intents=understood.intents,
                 )
                 hits += bool(ranked) and ranked[0].id == expected
             print(f"sweep weight={weight} threshold={threshold} top1={hits / len(scoped):.3f}")

@@ -83,3 +83,11 @@ def test_stem_and_bm25_tokens() -> None:
 def test_clean_removes_controls_and_cuts() -> None:
     assert clean("a\x00b\x1b\tc") == "ab c"
     assert len(clean("x" * 10_000)) == 500
+
+
+def test_intents() -> None:
+    assert identify("J'ai perdu ma CNIE").intents == {"lost"}
+    assert identify("سرقو ليا البزطام فيه لاكارط").intents == {"lost"}
+    assert identify("bghit njded la carte nationale").intents == {"renew"}
+    assert identify("الاقامة بتخلص الشهر الياي").intents == {"renew"}
+    assert identify("How do I get a passport?").intents == frozenset()

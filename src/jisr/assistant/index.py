@@ -38,7 +38,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one query, o
 
 import numpy as np  # noqa: E402
 
-from jisr.assistant.language import fold, lexicon, stem, transliterate_arabizi, words  # noqa: E402
+from jisr.assistant.language import (
+    fold,
+    intents_of,
+    lexicon,
+    stem,
+    transliterate_arabizi,
+    words,
+)  # noqa: E402
 from jisr.core.arabic import normalize_arabic  # noqa: E402
 
 if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.services.service
@@ -61,6 +68,9 @@ HINT_WEIGHT = 0.02
 """Added to the procedures of the country the question names (CNIE, QID, Maroc, الدوحة)."""
 PRIOR_WEIGHT = 0.01
 """Added to the procedures of the country the variety points to, when none is named."""
+INTENT_WEIGHT = 0.01
+"""Added to the procedures whose title or description carries an intent of the question
+(lost, renew): it tells a renewal from a replacement of the same card."""
 
 Progress = Callable[[int, int], None]
 """Called with (passages embedded, passages in all) while an index is built."""
@@ -169,6 +179,12 @@ class Index:
         import bm25s
 
         self.ids = [p.id for p in procedures]
+        self.intents = [
+            intents_of(
+                " ".join((*p.title.model_dump().values(), *p.description.model_dump().values()))
+            )
+            for p in procedures
+        ]
         self.countries = np.array([p.country for p in procedures])
         self.passages = passages
         self.owners = owners
@@ -250,6 +266,7 @@ class Index:
         bm25_threshold: float = BM25_THRESHOLD,
         limit: int = 3,
         embed_text: str | None = None,
+        intents: frozenset[str] = frozenset(),
     ) -> list[Scored]:
         """The best procedures for ``text``, best first.
 
@@ -257,7 +274,8 @@ class Index:
         evaluation, without country hints). ``country`` keeps one country only;
         ``country_hint`` (a country the question names) adds ``HINT_WEIGHT`` to that
         country's procedures, or else ``country_prior`` (the country of the variety) adds
-        ``PRIOR_WEIGHT``. e5 reads ``embed_text`` when given, ``text`` otherwise."""
+        ``PRIOR_WEIGHT``; a procedure sharing one of ``intents`` gets ``INTENT_WEIGHT``. e5
+        reads ``embed_text`` when given, ``text`` otherwise."""
         e5 = (
             self.e5_scores(embed_text or text)
             if mode != "bm25"
@@ -276,6 +294,9 @@ class Index:
                     score += HINT_WEIGHT * (self.countries == country_hint)
                 elif country_prior:
                     score += PRIOR_WEIGHT * (self.countries == country_prior)
+                if intents:
+                    shared = np.array([bool(intents & i) for i in self.intents], dtype=np.float32)
+                    score += np.float32(INTENT_WEIGHT) * shared
         if country:
             score = np.where(self.countries == country, score, -np.inf)
         order = np.argsort(-score, kind="stable")[:limit]
@@ -298,6 +319,7 @@ __all__ = [
     "BM25_WEIGHT",
     "BM25_WEIGHT_ARABIZI",
     "HINT_WEIGHT",
+    "INTENT_WEIGHT",
     "PRIOR_WEIGHT",
     "INDEX_VERSION",
     "Index",

@@ -74,6 +74,9 @@ class Understanding:
     """The text carries an instruction-override marker ("ignore the rules", "تجاهل")."""
     off_topic_marker: bool
     """The text names a subject outside the catalogue (weather, a recipe, a match, a joke)."""
+    intents: frozenset[str]
+    """``lost`` and/or ``renew`` when the text says a document was lost, stolen or damaged, or
+    is to be renewed (``lexicon.json``, ``intent_lost`` and ``intent_renew``)."""
     search_text: str
     """The text BM25 searches with: Arabic normalised, Arabizi followed by its
     transliteration."""
@@ -268,6 +271,17 @@ def transliterate_arabizi(text: str) -> str:
     return " ".join(_transliterate_word(w) for w in _WORD.findall(text))
 
 
+def intents_of(text: str) -> frozenset[str]:
+    """The intents ``text`` carries (see ``Understanding.intents``), by its words (an Arabic
+    word also without its conjunction و)."""
+    tokens = words(text)
+    tokens += [t[1:] for t in tokens if t[:1] == "و" and len(t) > 3]
+    lex = lexicon()
+    return frozenset(
+        name for name in ("lost", "renew") if any(t in lex[f"intent_{name}"] for t in tokens)
+    )
+
+
 _VARIETY_COUNTRY: dict[str, str] = {"darija_ar": "MA", "darija_latn": "MA", "gulf": "QA"}
 
 
@@ -328,6 +342,7 @@ def identify(question: str) -> Understanding:
         country_prior=country_prior,
         out_of_scope_marker=out_marker,
         off_topic_marker=off_topic,
+        intents=intents_of(text),
         search_text=search,
         embed_text=normalize_arabic(text),
     )
@@ -343,6 +358,7 @@ __all__ = [
     "fold",
     "stem",
     "identify",
+    "intents_of",
     "lexicon",
     "transliterate_arabizi",
     "words",

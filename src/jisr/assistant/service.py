@@ -211,6 +211,7 @@ class Assistant:
             mode=mode,
             bm25_weight=BM25_WEIGHT_ARABIZI if understood.variety == "darija_latn" else BM25_WEIGHT,
             embed_text=understood.embed_text,
+            intents=understood.intents,
         )
 
     def _decide(self, understood: Understanding, country: str | None, mode: str) -> Answer:
