@@ -8,10 +8,10 @@ certificate presented with 3 of its 8 claims), KB-JWT signature (ES256) with non
 freshness and sd_hash, and the status list entry (from the verifier's TTL cache). The last
 line is JSON: {"ours_per_s": …, "raw_es256_per_s": …, "reference_per_s": …}.
 
-The three rates are measured in interleaved rounds (ours, raw, reference, then again…) and
-each is the best of its rounds, as ``timeit`` advises: on a shared machine other processes
-only ever slow a round down, and interleaving keeps a busy spell from falling on one rate
-alone, so the ratios stay comparable within one run.
+The three rates are per second of CPU time of this process, measured in interleaved rounds
+(ours, raw, reference, then again…), each the best of its rounds, as ``timeit`` advises: on
+a shared machine other processes only ever slow a round down, and interleaving keeps a busy
+spell from falling on one rate alone, so the ratios stay comparable within one run.
 """
 
 from __future__ import annotations
@@ -53,14 +53,16 @@ def _key() -> SoftwareSigningKey:
 
 
 def rate(work: Callable[[], object], seconds: float) -> float:
+    """Calls per second of this process's CPU time (``process_time``: while another process
+    holds the core, no time is counted)."""
     work()
-    count, start = 0, time.perf_counter()
+    count, start = 0, time.process_time()
     deadline = start + seconds
     while True:
         for _ in range(50):
             work()
         count += 50
-        now = time.perf_counter()
+        now = time.process_time()
         if now >= deadline:
             return count / (now - start)
 
