@@ -3,8 +3,10 @@
 ``credentials_step(world)``: the MA civil registry issues a birth-certificate extract to the
 documented citizen ``MA:AB123456`` as an SD-JWT VC bound to her wallet key; she presents only
 her name and date of birth, with key binding, and the MA verifier API accepts it; a second
-copy is revoked and the same verifier refuses it, saying why. (Verification in QA through
-the federation agreement comes with the trust-list slice.)
+copy is revoked and the same verifier refuses it, saying why. QA verifying an MA document
+through the federation agreement, and seeing its revocation after a refresh, is the
+federation step (``jisr.demo.federation``). ``wallet_key`` is also the demo wallet of the
+procedures step.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 VERIFIER_AUD = "https://bank.example.ma"
 
 
-def _wallet_key() -> SoftwareSigningKey:
+def wallet_key() -> SoftwareSigningKey:
     private = ec.generate_private_key(ec.SECP256R1())
     jwk = public_jwk_of(private.public_key())
     return SoftwareSigningKey(
@@ -69,7 +71,7 @@ def _verify(client: httpx.Client, world: World, presentation: str, nonce: str) -
 
 def credentials_step(world: World) -> None:
     world.step("MA issues a birth-certificate extract as an SD-JWT VC; a verifier checks it")
-    wallet = _wallet_key()
+    wallet = wallet_key()
     issued = _issue(world, wallet)
     world.say(
         f"issued {issued.doc_type} {issued.credential_id} to {FATIMA['national_id']} "
