@@ -35,11 +35,13 @@ from typing import Any
 import sqlalchemy as sa
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import JsonRequest, OAuth2Request, ResourceProtector
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
 from jisr.core.clock import utcnow
+from jisr.core.crypto import jws, keystore
 from jisr.core.instance import Node
 from jisr.identity.oidc import service
 from jisr.identity.oidc._authlib import (
@@ -99,7 +101,7 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
-                access_token_generator=lambda **_kw: secrets.token_urlsafe(32),
+                access_token_generator=self._access_token,
                 refresh_token_generator=lambda **_kw: secrets.token_urlsafe(32),
                 expires_generator=ACCESS_TOKEN_TTL,
             ),
@@ -117,6 +119,45 @@ class Provider(AuthorizationServer):  # type: ignore[misc]
         self.node.record(self.session, event, data, subject=subject)
 
     # Framework hooks (as in authlib.integrations.flask_oauth2).
+
+    def validate_requested_scope(self, scope: str | None) -> None:
+        """Known scopes, and the agency scopes of administrative clients
+        (``service.is_admin_scope``); a client still gets only the scopes it holds."""
+        wanted = (scope or "").split()
+        if any(
+            s not in self.scopes_supported
+            and not service.is_admin_scope(s)
+            and not service.is_credential_scope(s)
+            for s in wanted
+        ):
+            raise InvalidScopeError()
+
+    def _access_token(
+        self, *, client: RegisteredClient, grant_type: str, user: EndUser | None, scope: str
+    ) -> str:
+        """A random access token, or for a credential scope (``service.is_credential_scope``)
+        a JWT access token (RFC 9068, ``typ: at+jwt``) that this instance's credential
+        issuer verifies with the idp's JWKS: ``aud`` is the issuer (the instance's public
+        URL), with the person's ``national_id`` for whom the document is issued."""
+        wanted = (scope or "").split()
+        if user is None or not any(service.is_credential_scope(s) for s in wanted):
+            return secrets.token_urlsafe(32)
+        now = int(utcnow().timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.issuer,
+            "sub": self.subject(client, user),
+            "client_id": client.client_id,
+            "iat": now,
+            "exp": now + ACCESS_TOKEN_TTL,
+            "jti": secrets.token_urlsafe(16),
+            "scope": " ".join(wanted),
+            "auth_time": int(user.auth_time.timestamp()),
+            "acr": user.acr,
+            "national_id": user.national_id,
+        }
+        key = keystore.active_key(self.session, self.node.keys)
+        return jws.sign_compact(claims, key, typ="at+jwt")
 
     def create_oauth2_request(self, request: HttpInput | OAuth2Request) -> OAuth2Request:
         if isinstance(request, OAuth2Request):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,34 @@ SCOPES = ("openid", "profile", "national_id", "offline_access")
 # administrative scopes only (``client_mgmt``: the GovStack client management API).
 ADMIN_GRANT = "client_credentials"
 ADMIN_SCOPES = ("client_mgmt",)
+# An officer's client acts for one agency of the exchange: scope ``agency:<member id>``
+# (``agency:MA/GOV/MOI``), read by the GovStack Registration API of jisr.services.
+AGENCY_SCOPE = re.compile(r"agency:[A-Z]{2}/(GOV|COM|NGO)/[A-Za-z0-9'()+,\-.=?]{1,64}")
+
+
+# A wallet asks for a verifiable document with the scope of its credential configuration
+# (OpenID4VCI 1.0 §5.1.2): ``credential:<configuration id>``. The access token of such a
+# request is a signed JWT (RFC 9068) for the instance's credential issuer (see server.py).
+CREDENTIAL_SCOPE = re.compile(r"credential:[a-z0-9][a-z0-9-]{0,63}")
+
+
+def is_credential_scope(scope: str) -> bool:
+    return CREDENTIAL_SCOPE.fullmatch(scope) is not None
+
+
+# An agency desk's client creates OpenID4VCI credential offers (POST /api/credentials/offers).
+CREDENTIAL_OFFER_SCOPE = "credential_offer"
+
+
+def is_admin_scope(scope: str) -> bool:
+    """Whether ``scope`` may be granted to an administrative (client_credentials) client."""
+    return (
+        scope in ADMIN_SCOPES
+        or scope == CREDENTIAL_OFFER_SCOPE
+        or AGENCY_SCOPE.fullmatch(scope) is not None
+    )
+
+
 PROFILE_CLAIMS = (
     "name",
     "given_name",
@@ -317,11 +346,18 @@ def _apply(
                 "invalid_grant_type",
                 _("client_credentials is for administrative clients and goes alone."),
             )
-        client.scopes = _check_subset(scopes, ADMIN_SCOPES, "scopes", "invalid_request")
+        client.scopes = _check_subset(
+            scopes, [s for s in scopes if is_admin_scope(s)], "scopes", "invalid_request"
+        )
     else:
         if "authorization_code" not in client.grant_types:
             raise _invalid("grantTypes", "invalid_grant_type", _("authorization_code is required."))
-        client.scopes = _check_subset(scopes, SCOPES, "scopes", "invalid_request")
+        client.scopes = _check_subset(
+            scopes,
+            [*SCOPES, *(s for s in scopes if is_credential_scope(s))],
+            "scopes",
+            "invalid_request",
+        )
     client.updated_at = utcnow()
 
 
