@@ -21,6 +21,9 @@ from sqlalchemy.orm import Session
 from jisr.core import db
 
 POSTGRES_URL = os.environ.get("JISR_TEST_DATABASE_URL", "")
+# portals started by tests do not load the whole assistant in the background (it may need a
+# cold index build); tests/assistant/test_robustness.py turns it on where it tests it
+os.environ.setdefault("JISR_ASSISTANT_WARM_AT_START", "false")
 
 
 def _backends() -> list[str]:

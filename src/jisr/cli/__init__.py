@@ -76,12 +76,14 @@ def _register() -> None:
     from jisr.exchange import cli as exchange_cli
     from jisr.identity import cli as identity_cli
     from jisr.services import cli as services_cli
+    from jisr.services import registries_cli
 
     core.register(app)
     app.add_typer(identity_cli.app, name="identity")
     app.add_typer(exchange_cli.app, name="exchange")
     app.add_typer(credentials_cli.app, name="credentials")
     app.add_typer(services_cli.app, name="services")
+    app.add_typer(registries_cli.app, name="registries")
     assistant_cli.register(app)
     federation.register(app)
     demo.register(app)

@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         description="Keep message bodies in the gateways' message log (base64); by default "
         "only their SHA-256 digests are logged.",
     )
+    exchange_log_encrypt_bodies: bool = Field(
+        False,
+        description="Encrypt the message bodies kept in the message log (with "
+        "`exchange_log_bodies`) with AES-256-GCM, under a key each gateway derives from the "
+        "keystore passphrase; the hash chain covers the encrypted form, so logs and archives "
+        "still verify without the key.",
+    )
     exchange_max_clock_skew_seconds: int = Field(
         300,
         ge=1,
@@ -225,6 +232,71 @@ class Settings(BaseSettings):
         ge=1,
         le=24 * 3600,
         description="How old (by its `iat`) a holder's key-binding JWT may be when verified.",
+    )
+    services_upload_max_bytes: int = Field(
+        5 * 1024 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="The largest document a person may upload with an application (bytes); "
+        "PDF, JPEG and PNG only.",
+    )
+    services_default_decision_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Days an agency has to decide an application when its procedure states "
+        "no maximum processing time.",
+    )
+
+    services_gateway_url: str = Field(
+        "",
+        description="Client-proxy URL of the portal's own exchange gateway (e.g. "
+        "`http://127.0.0.1:8082`), through which applications fetch evidence once-only; empty: "
+        "nothing is fetched and every document is asked of the person.",
+    )
+    services_exchange_client: str = Field(
+        "",
+        description="The portal's subsystem id sent as `X-Road-Client` with evidence calls "
+        "(e.g. `MA/GOV/ESERVICES/PORTAL`); required when `services_gateway_url` is set.",
+    )
+    services_metadata_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="How long the portal keeps the exchange's answer to which evidence "
+        "services it may call (`allowedMethods`) before asking its gateway again.",
+    )
+
+    assistant_llm_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible chat-completions endpoint (a llama.cpp "
+        "server or vLLM on this network, e.g. `http://127.0.0.1:8080/v1`) that rewords the "
+        "assistant's answers from the cited catalogue entries; empty (default): off, answers "
+        "are composed from the entries alone. A reply stating anything the entries do not "
+        "support is dropped for the composed answer.",
+    )
+    assistant_llm_model: str = Field(
+        "local",
+        max_length=200,
+        description="Model name sent to the endpoint (e.g. `fanar`, `allam`, `jais`, "
+        "`atlas-chat`).",
+    )
+    assistant_llm_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=300,
+        description="How long the assistant waits for the language model before it gives the "
+        "composed answer instead.",
+    )
+    assistant_llm_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer token for the endpoint, when it asks for one (keep it in "
+        "`secrets.toml` or the environment).",
+    )
+    assistant_warm_at_start: bool = Field(
+        True,
+        description="Load the assistant's index and model in the background when the portal "
+        "starts, so that the first question is as fast as the next.",
     )
 
     @field_validator("instance_code", mode="before")

@@ -29,7 +29,7 @@ from jisr.web.templating import STATIC_DIR, wants_html
 
 log = get_logger("jisr.web")
 
-ROLES = ("registry", "gateway", "idp", "portal")
+ROLES = ("registry", "gateway", "idp", "portal", "registers")
 
 # The routers each role (node) serves, as "module:attribute"; the one place that assembles
 # them. A block adds its ``api``/``views`` routers under the node that owns its data.
@@ -47,8 +47,11 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
         "jisr.credentials.trust:router",
         "jisr.credentials.oid4vc_api:router",
         "jisr.services.api:router",
+        "jisr.services.registration_api:router",
         "jisr.assistant.api:router",
     ),
+    # An agency's registers (GovStack Digital Registries); added by `jisr registries init`.
+    "registers": ("jisr.services.registries_api:router",),
 }
 
 
