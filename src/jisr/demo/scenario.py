@@ -20,7 +20,17 @@ from jisr.core.audit import service as audit
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import REGISTRY_NODE, Instance, init_instance
-from jisr.demo import credentials, exchange, federation, login, people, servers
+from jisr.demo import (
+    credentials,
+    evidence,
+    exchange,
+    federation,
+    login,
+    people,
+    procedures,
+    registries,
+    servers,
+)
 
 COUNTRIES: dict[str, str] = {"MA": "Jisr Maroc — المغرب", "QA": "Jisr Qatar — قطر"}
 
@@ -206,6 +216,7 @@ Step = Callable[[World], None]
 
 STEPS: list[Step] = [
     create_instances,
+    registries.add_registries,
     serve_instances,
     check_health,
     people.register_people,
@@ -215,6 +226,9 @@ STEPS: list[Step] = [
     federation.federation_step,
     credentials.credentials_step,
     exchange.exchange_step,
+    evidence.evidence_step,
+    registries.use_registries,
+    procedures.procedures_step,
     verify_audit,
 ]
 
