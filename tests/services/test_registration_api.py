@@ -204,6 +204,13 @@ def test_the_whole_workflow(world: World) -> None:
     ours = http.get("/api/statistics/services", params={"country": "MA"}).json()
     assert ours["overall"]["approved"] >= 1
 
+    # Every state change of this application is on the services chain.
+    with world.instance.node("portal").session() as session:
+        events = set(
+            session.scalars(sa.select(AuditRecord.event).where(AuditRecord.chain == apps.CHAIN))
+        )
+    assert {"services.application.approved", "services.evidence.fetched"} <= events
+
 
 def test_waiting_for_documents_then_the_task(world: World) -> None:
     applied = world.apply()
@@ -364,14 +371,6 @@ class TestRefusals:
             "/data/statistics", headers=IM, params={"registrationName": "n0tex1st"}
         )
         assert unknown.status_code == 404
-
-
-def test_every_state_change_is_on_the_services_chain(world: World) -> None:
-    with world.instance.node("portal").session() as session:
-        events = set(
-            session.scalars(sa.select(AuditRecord.event).where(AuditRecord.chain == apps.CHAIN))
-        )
-    assert {"services.application.approved", "services.evidence.fetched"} <= events
 
 
 class TestOfficerScopes:
