@@ -28,6 +28,7 @@ in the personal data usage log. Errors are RFC 9457 problem details.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -40,6 +41,7 @@ from jisr.core.i18n import _, gettext
 from jisr.core.instance import Node
 from jisr.services import registries
 from jisr.services.registries import REGISTERS_NODE, Auditor, BadQuery
+from jisr.services.registries_models import RegistryDatabase
 
 router = APIRouter(tags=["GovStack digital registries"])
 
@@ -87,6 +89,10 @@ class QueryWriteBody(BaseModel):
     query: Content | None = None
     write: Content
 
+    def arguments(self) -> dict[str, Any]:
+        """The ``query`` (or ``None``) and ``write`` contents, as the service takes them."""
+        return {"query": self.query.content if self.query else None, "write": self.write.content}
+
 
 class ModifyBody(BaseModel):
     """GovStack ``/database/modify``, plus the optional fields that name the database."""
@@ -103,8 +109,47 @@ class ModifyBody(BaseModel):
     schemaFlags: list[dict[str, Any]] | None = None  # noqa: N815
 
 
-def _auditor(session: Session, served: Node, client: str) -> Auditor:
-    return registries.node_auditor(served, session, client)
+@dataclass(frozen=True)
+class Caller:
+    """A request's session of the registers node, the served node and the calling client."""
+
+    session: Session
+    served: Node
+    client: str
+
+    def auditor(self) -> Auditor:
+        """The auditor that signs this client's writes on the chain."""
+        return registries.node_auditor(self.served, self.session, self.client)
+
+
+@dataclass(frozen=True)
+class RegistryCaller(Caller):
+    """A ``Caller`` of the Data API, with the registry the path names."""
+
+    name: str
+    version: str
+
+    def database(self) -> RegistryDatabase:
+        """The registry database ``{registryName}``/``{versionNumber}`` (404 otherwise)."""
+        return registries.get_database(self.session, self.name, self.version)
+
+
+def _caller(session: SessionDep, served: NodeDep, client: ClientDep) -> Caller:
+    return Caller(session, served, client)
+
+
+def _registry_caller(
+    session: SessionDep,
+    served: NodeDep,
+    client: ClientDep,
+    registryName: str,  # noqa: N803
+    versionNumber: str,  # noqa: N803
+) -> RegistryCaller:
+    return RegistryCaller(session, served, client, registryName, versionNumber)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+RegistryDep = Annotated[RegistryCaller, Depends(_registry_caller)]
 
 
 # --- personal data usage (before the list route: /data/MyPersonalDataUsage/1.0) ------------
@@ -129,10 +174,7 @@ def my_personal_data_usage(
 @router.get("/data/{registryName}/{versionNumber}", responses=ERRORS)
 def list_records(
     request: Request,
-    session: SessionDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
+    call: RegistryDep,
     search: Annotated[str | None, Query(max_length=registries.MAX_SEARCH)] = None,
     filter: Annotated[str | None, Query(max_length=200)] = None,
     ordering: Annotated[str | None, Query(max_length=200)] = None,
@@ -140,7 +182,7 @@ def list_records(
     pageSize: int = registries.DEFAULT_PAGE_SIZE,  # noqa: N803
 ) -> dict[str, Any]:
     """Search the records (``query.<field>=value`` for exact matches)."""
-    database = registries.get_database(session, registryName, versionNumber)
+    database = call.database()
     fields = {
         key.removeprefix("query."): value
         for key, value in request.query_params.multi_items()
@@ -149,9 +191,9 @@ def list_records(
     if any(not name for name in fields):
         raise BadQuery(_("A query parameter query.<field> must name a field."))
     found = registries.list_records(
-        session,
+        call.session,
         database=database,
-        reader=client,
+        reader=call.client,
         search=search,
         filter=filter,
         ordering=ordering,
@@ -170,118 +212,56 @@ def list_records(
 
 
 @router.post("/data/{registryName}/{versionNumber}/create", responses=ERRORS)
-def create(
-    body: WriteBody,
-    session: SessionDep,
-    served: NodeDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def create(body: WriteBody, call: RegistryDep) -> dict[str, Any]:
     """Create a record (checked against the registry's schema)."""
-    database = registries.get_database(session, registryName, versionNumber)
     record = registries.create_record(
-        session,
-        database=database,
-        content=body.write.content,
-        auditor=_auditor(session, served, client),
+        call.session, database=call.database(), content=body.write.content, auditor=call.auditor()
     )
     return registries.record_view(record)
 
 
 @router.post("/data/{registryName}/{versionNumber}/read", responses=ERRORS)
-def read(
-    body: QueryBody,
-    session: SessionDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def read(body: QueryBody, call: RegistryDep) -> dict[str, Any]:
     """The first record matching the query."""
-    database = registries.get_database(session, registryName, versionNumber)
     record = registries.read_record(
-        session, database=database, query=body.query.content, reader=client
+        call.session, database=call.database(), query=body.query.content, reader=call.client
     )
     return registries.record_view(record)
 
 
 @router.post("/data/{registryName}/{versionNumber}/exists", responses=ERRORS)
-def exists(
-    body: QueryBody,
-    session: SessionDep,
-    client: ClientDep,
-    language: LanguageDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def exists(body: QueryBody, call: RegistryDep, language: LanguageDep) -> dict[str, Any]:
     """Whether a record matches the query."""
-    database = registries.get_database(session, registryName, versionNumber)
-    found = registries.exists(session, database=database, query=body.query.content)
+    found = registries.exists(call.session, database=call.database(), query=body.query.content)
     message = _("Object found from database") if found else _("Object not found in database")
     return {"answer": {"status": found, "message": gettext(message, language)}}
 
 
 @router.put("/data/{registryName}/{versionNumber}/update", responses=ERRORS)
-def update(
-    body: QueryWriteBody,
-    session: SessionDep,
-    served: NodeDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def update(body: QueryWriteBody, call: RegistryDep) -> dict[str, Any]:
     """Update the one record the query (or the written primary key) matches."""
-    database = registries.get_database(session, registryName, versionNumber)
     record = registries.update_record(
-        session,
-        database=database,
-        query=body.query.content if body.query else None,
-        write=body.write.content,
-        auditor=_auditor(session, served, client),
+        call.session, database=call.database(), auditor=call.auditor(), **body.arguments()
     )
     return registries.record_view(record)
 
 
 @router.put("/data/{registryName}/{versionNumber}/updateEntries", responses=ERRORS)
 @router.put("/data/{registryName}/{versionNumber}/update-entries", include_in_schema=False)
-def update_entries(
-    body: QueryWriteBody,
-    session: SessionDep,
-    served: NodeDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def update_entries(body: QueryWriteBody, call: RegistryDep) -> dict[str, Any]:
     """Update every record the query matches; ``{"count": n}``."""
-    database = registries.get_database(session, registryName, versionNumber)
     records = registries.update_entries(
-        session,
-        database=database,
-        query=body.query.content if body.query else None,
-        write=body.write.content,
-        auditor=_auditor(session, served, client),
+        call.session, database=call.database(), auditor=call.auditor(), **body.arguments()
     )
     return {"count": len(records), "uuids": [r.uuid for r in records]}
 
 
 @router.post("/data/{registryName}/{versionNumber}/updateOrCreate", responses=ERRORS)
 @router.post("/data/{registryName}/{versionNumber}/update-or-create", include_in_schema=False)
-def update_or_create(
-    body: QueryWriteBody,
-    session: SessionDep,
-    served: NodeDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-) -> dict[str, Any]:
+def update_or_create(body: QueryWriteBody, call: RegistryDep) -> dict[str, Any]:
     """Update the record the query matches, or create one from ``write``."""
-    database = registries.get_database(session, registryName, versionNumber)
     record, created = registries.update_or_create(
-        session,
-        database=database,
-        query=body.query.content if body.query else None,
-        write=body.write.content,
-        auditor=_auditor(session, served, client),
+        call.session, database=call.database(), auditor=call.auditor(), **body.arguments()
     )
     return {**registries.record_view(record), "created": created}
 
@@ -289,19 +269,9 @@ def update_or_create(
 @router.delete(
     "/data/{registryName}/{versionNumber}/{id}/delete", status_code=204, responses=ERRORS
 )
-def delete(
-    session: SessionDep,
-    served: NodeDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-    id: str,
-) -> Response:
+def delete(call: RegistryDep, id: str) -> Response:
     """Delete the record whose uuid or primary key is ``id``."""
-    database = registries.get_database(session, registryName, versionNumber)
-    registries.delete_record(
-        session, database=database, ref=id, auditor=_auditor(session, served, client)
-    )
+    registries.delete_record(call.session, database=call.database(), ref=id, auditor=call.auditor())
     return Response(status_code=204)
 
 
@@ -310,20 +280,13 @@ def delete(
     "/data/{registryName}/{versionNumber}/{uuid}/read-value/{field}.{ext}",
     include_in_schema=False,
 )
-def read_value(
-    session: SessionDep,
-    client: ClientDep,
-    registryName: str,  # noqa: N803
-    versionNumber: str,  # noqa: N803
-    uuid: str,
-    field: str,
-    ext: str,
-) -> Response:
+def read_value(call: RegistryDep, uuid: str, field: str, ext: str) -> Response:
     """One field of one record: ``json`` → ``{"value": …}``, ``txt`` → the value as text."""
     if ext not in ("json", "txt"):
         raise BadQuery(_("The format {ext} is not offered; use json or txt."), ext=ext[:20])
-    database = registries.get_database(session, registryName, versionNumber)
-    value = registries.read_value(session, database=database, ref=uuid, field=field, reader=client)
+    value = registries.read_value(
+        call.session, database=call.database(), ref=uuid, field=field, reader=call.client
+    )
     if ext == "txt":
         return PlainTextResponse(value if isinstance(value, str) else _json_text(value))
     return JSONResponse({"value": value})
@@ -351,16 +314,14 @@ def database(session: SessionDep, client: ClientDep, id: int) -> dict[str, Any]:
 
 
 @router.delete("/database/{id}", responses=ERRORS)
-def delete_database(session: SessionDep, served: NodeDep, client: ClientDep, id: int) -> str:
+def delete_database(call: CallerDep, id: int) -> str:
     """Delete an empty database; ``"Success"``."""
-    registries.delete_database(session, database_id=id, auditor=_auditor(session, served, client))
+    registries.delete_database(call.session, database_id=id, auditor=call.auditor())
     return "Success"
 
 
 @router.post("/database/modify", responses=ERRORS)
-def modify_database(
-    body: ModifyBody, session: SessionDep, served: NodeDep, client: ClientDep
-) -> dict[str, Any]:
+def modify_database(body: ModifyBody, call: CallerDep) -> dict[str, Any]:
     """Create a database, or replace its schema (refused if a record would break it)."""
     fields: dict[str, Any] = {"group_name": body.groupName, "catalog_name": body.catalogName}
     description = body.description or body.schema_.get("description")
@@ -373,15 +334,15 @@ def modify_database(
     if body.schemaFlags is not None:
         fields["schema_flags"] = body.schemaFlags
     database, _created = registries.modify_database(
-        session,
+        call.session,
         code=body.code,
         schema=body.schema_,
         name=body.name,
         version=body.version,
-        auditor=_auditor(session, served, client),
+        auditor=call.auditor(),
         **fields,
     )
-    schema: dict[str, Any] = registries.database_info(session, database)["schema"]
+    schema: dict[str, Any] = registries.database_info(call.session, database)["schema"]
     return schema
 
 
