@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,29 @@ MemberArgument = typer.Argument(..., help="The member owning the group (INSTANCE
 CodeArgument = typer.Argument(..., help="The group code.")
 
 
+def _change_group(
+    directory: Path,
+    member: str,
+    code: str,
+    clients: list[str],
+    change: Callable[..., service.GroupInfo],
+) -> service.GroupInfo:
+    """Add or remove (``change``) each client in turn; the group as the last change left it."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        signer = registry.checkpoint_signer(session)
+        for client in clients:
+            info = change(
+                session,
+                member=MemberId.parse(member),
+                code=code,
+                client=SubsystemId.parse(client),
+                signer=signer,
+            )
+    instance.close()
+    return info
+
+
 @group_app.command("create")
 def group_create(
     member: str = MemberArgument,
@@ -322,18 +346,7 @@ def group_add(
     directory: Path = DirOption,
 ) -> None:
     """Put subsystems in a local group."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
-        signer = registry.checkpoint_signer(session)
-        for client in clients:
-            info = service.add_group_member(
-                session,
-                member=MemberId.parse(member),
-                code=code,
-                client=SubsystemId.parse(client),
-                signer=signer,
-            )
-    instance.close()
+    info = _change_group(directory, member, code, clients, service.add_group_member)
     out.print(f"Group {info.code} of {info.member}: {', '.join(info.clients)}.")
 
 
@@ -345,18 +358,7 @@ def group_remove(
     directory: Path = DirOption,
 ) -> None:
     """Take subsystems out of a local group (their rights through it end)."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
-        signer = registry.checkpoint_signer(session)
-        for client in clients:
-            info = service.remove_group_member(
-                session,
-                member=MemberId.parse(member),
-                code=code,
-                client=SubsystemId.parse(client),
-                signer=signer,
-            )
-    instance.close()
+    info = _change_group(directory, member, code, clients, service.remove_group_member)
     out.print(f"Group {info.code} of {info.member}: {', '.join(info.clients) or '(empty)'}.")
 
 

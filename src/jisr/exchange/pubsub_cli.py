@@ -9,7 +9,7 @@ records the change on the node's audit chain.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,31 @@ def _action(publish: bool, subscribe: bool) -> list[str]:
     if not actions:
         raise InvalidInput(_("Name a right: --publish, --subscribe or both."))
     return actions
+
+
+def _change_rights(
+    directory: Path,
+    room: str,
+    name: str,
+    subsystem: str,
+    publish: bool,
+    subscribe: bool,
+    change: Callable[..., object],
+    done: str,
+) -> tuple[SubsystemId, list[str]]:
+    """Grant or revoke (``change``) the rights named, recorded as ``exchange.pubsub.right.
+    <done>`` on the gateway's chain; the subsystem and the actions changed."""
+    actions = _action(publish, subscribe)
+    grantee = SubsystemId.parse(subsystem)
+    with _room(directory, room) as (node, parsed), node.session() as session:
+        for action in actions:
+            change(session, room=parsed, name=name, subsystem=grantee, action=action)
+        node.record(
+            session,
+            f"exchange.pubsub.right.{done}",
+            {"room": room, "name": name, "subsystem": str(grantee), "actions": actions},
+        )
+    return grantee, actions
 
 
 @type_app.command("add")
@@ -139,16 +164,9 @@ def allow(
     directory: Path = DirOption,
 ) -> None:
     """Let a subsystem publish and/or subscribe to an event type."""
-    actions = _action(publish, subscribe)
-    grantee = SubsystemId.parse(subsystem)
-    with _room(directory, room) as (node, parsed), node.session() as session:
-        for action in actions:
-            pubsub.grant(session, room=parsed, name=name, subsystem=grantee, action=action)
-        node.record(
-            session,
-            "exchange.pubsub.right.granted",
-            {"room": room, "name": name, "subsystem": str(grantee), "actions": actions},
-        )
+    grantee, actions = _change_rights(
+        directory, room, name, subsystem, publish, subscribe, pubsub.grant, "granted"
+    )
     out.print(f"{grantee} may {' and '.join(actions)} {name} of room {room}.")
 
 
@@ -164,16 +182,9 @@ def deny(
     directory: Path = DirOption,
 ) -> None:
     """Withdraw a subsystem's right; withdrawing --subscribe cancels its subscription."""
-    actions = _action(publish, subscribe)
-    grantee = SubsystemId.parse(subsystem)
-    with _room(directory, room) as (node, parsed), node.session() as session:
-        for action in actions:
-            pubsub.revoke(session, room=parsed, name=name, subsystem=grantee, action=action)
-        node.record(
-            session,
-            "exchange.pubsub.right.revoked",
-            {"room": room, "name": name, "subsystem": str(grantee), "actions": actions},
-        )
+    grantee, actions = _change_rights(
+        directory, room, name, subsystem, publish, subscribe, pubsub.revoke, "revoked"
+    )
     out.print(f"{grantee} may no longer {' or '.join(actions)} {name} of room {room}.")
 
 
