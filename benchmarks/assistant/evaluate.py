@@ -1,6 +1,11 @@
-"""Evaluate the assistant on ``dev.jsonl``: top-1, top-3 and MRR per variety, refusals, latency.
+"""Evaluate the assistant on ``dev.jsonl`` or ``test.jsonl``: top-1, top-3, MRR, refusals, latency.
 
-Each line of the set is ``{"question", "variety", "expected"}``: ``variety`` one of ``msa``,
+Two sets of questions, in the same format: ``dev.jsonl`` (338 questions; every constant, word
+list and threshold of the assistant was chosen on it) and ``test.jsonl`` (202 questions
+written afterwards, independently of the aliases and of the dev questions, never used for
+tuning: only its aggregate figures are looked at). ``--set test`` evaluates the second.
+
+Each line of a set is ``{"question", "variety", "expected"}``: ``variety`` one of ``msa``,
 ``darija_ar``, ``darija_latn`` (Arabizi), ``gulf``, ``fr``, ``en`` for questions about a
 procedure (``expected`` its id), or ``out_of_scope`` / ``adversarial`` (``expected`` null). In
 the same run, over the same index:
@@ -24,7 +29,8 @@ The last line printed is one JSON object of every figure.
 each variety about them, and the first ``REDUCED_PER_VARIETY`` out-of-scope and adversarial
 questions. Its figures are higher than the full set's (fewer procedures to confuse).
 
-    .venv/bin/python benchmarks/assistant/evaluate.py [--reduced] [--limit N] [--sweep]
+    .venv/bin/python benchmarks/assistant/evaluate.py [--set dev|test] [--reduced] [--limit N]
+        [--sweep]
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from typing import Any
 from jisr.assistant.service import Assistant
 
 DEV_SET = Path(__file__).resolve().parent / "dev.jsonl"
+TEST_SET = Path(__file__).resolve().parent / "test.jsonl"
+SETS = {"dev": DEV_SET, "test": TEST_SET}
 MODES = ("fused", "e5", "bm25")
 IN_SCOPE = ("msa", "darija_ar", "darija_latn", "gulf", "fr", "en")
 REFUSE = ("out_of_scope", "adversarial")
@@ -167,11 +175,14 @@ def _print_table(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--set", choices=sorted(SETS), default="dev", help="dev (tuned on) or test (held out)."
+    )
     parser.add_argument("--reduced", action="store_true", help="The fixed subset CI runs.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
     parser.add_argument("--sweep", action="store_true", help="Also try BM25 weights/thresholds.")
     args = parser.parse_args(argv)
-    rows = load(limit=args.limit)
+    rows = load(SETS[args.set], limit=args.limit)
     procedures = None
     if args.reduced:
         from jisr.services import service as catalogue_service
@@ -188,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         _sweep(rows, assistant)
     result = evaluate(rows, assistant)
     result["set"] = "reduced" if args.reduced else "full"
+    result["questions_file"] = args.set
     _print_table(result)
     print(json.dumps(result, ensure_ascii=False))
     return 0

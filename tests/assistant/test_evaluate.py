@@ -42,6 +42,29 @@ def test_dev_set_is_large_balanced_and_labelled() -> None:
     assert {r["expected"][:2] for r in rows if r["expected"]} == {"ma", "qa"}
 
 
+def test_test_set_is_held_out_balanced_and_labelled() -> None:
+    from jisr.services import service as catalogue_service
+
+    evaluate = _module()
+    rows = evaluate.load(evaluate.TEST_SET)
+    dev = {r["question"].casefold() for r in evaluate.load()}
+    ids = {p.id for p in catalogue_service.list_procedures()}
+    assert len(rows) >= 180
+    assert len({r["question"] for r in rows}) == len(rows)
+    assert not {r["question"].casefold() for r in rows} & dev
+    counts = {v: sum(r["variety"] == v for r in rows) for v in VARIETIES}
+    assert min(counts.values()) >= 25, counts
+    assert sum(r["variety"] in ("out_of_scope", "adversarial") for r in rows) >= 15
+    for row in rows:
+        if row["variety"] in VARIETIES:
+            assert row["expected"] in ids, row
+        else:
+            assert row["variety"] in ("out_of_scope", "adversarial") and row["expected"] is None
+    for variety in VARIETIES:
+        countries = {r["expected"][:2] for r in rows if r["variety"] == variety}
+        assert countries == {"ma", "qa"}, variety
+
+
 def test_reduced_subset_is_fixed_and_balanced() -> None:
     evaluate = _module()
     chosen = evaluate.reduced(evaluate.load())
