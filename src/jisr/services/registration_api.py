@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from jisr.core.errors import Forbidden, InvalidInput, Unauthorized
-from jisr.core.http import request_language, session_of
+from jisr.core.http import node, request_language, session_of
 from jisr.core.i18n import _, gettext
 from jisr.core.instance import Node
 from jisr.identity.oidc.server import Provider
@@ -62,6 +62,7 @@ from jisr.services.evidence import EvidenceSource
 router = APIRouter(tags=["GovStack registration"])
 PortalDep = Annotated[Session, session_of("portal")]
 IdpDep = Annotated[Session, session_of("idp")]
+PortalNodeDep = Annotated[Node, Depends(node("portal"))]
 LanguageDep = Annotated[str, Depends(request_language)]
 AGENCY_PREFIX = "agency:"
 IM_CLIENT = re.compile(r"^[^/\s]+/[^/\s]+/[^/\s]+/[^/\s]+$")
@@ -128,6 +129,28 @@ def caller(request: Request, idp: IdpDep) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """The list routes' ``firstResult``, ``maxResult`` and ``sortOrder`` (``sortBy`` is
+    accepted and ignored: the order is by creation)."""
+
+    offset: int
+    limit: int
+    newest_first: bool
+
+
+def paging(
+    firstResult: Annotated[int, Query(ge=0)] = 0,  # noqa: N803
+    maxResult: Annotated[int, Query(ge=1, le=500)] = 100,  # noqa: N803
+    sortBy: str | None = None,  # noqa: N803
+    sortOrder: Literal["asc", "desc"] = "asc",  # noqa: N803
+) -> Paging:
+    return Paging(offset=firstResult, limit=maxResult, newest_first=sortOrder == "desc")
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
 
 
 # --- shapes ---------------------------------------------------------------------------------
@@ -303,7 +326,7 @@ def get_eform(eFormId: str, language: LanguageDep) -> dict[str, Any]:  # noqa: N
 def submit_application(
     serviceId: str,  # noqa: N803
     body: ApplicationFileSubmit,
-    request: Request,
+    node: PortalNodeDep,
     who: CallerDep,
     session: PortalDep,
     language: LanguageDep,
@@ -315,7 +338,6 @@ def submit_application(
     service.get_procedure(serviceId)
     if body.applicantId and body.applicantId != national_id:
         raise Forbidden(_("You can apply only for yourself."))
-    node = request.app.state.nodes["portal"]
     evidence = _evidence_source(node)
     info = apps.start_application(
         session,
@@ -340,12 +362,9 @@ def list_applications(
     who: CallerDep,
     session: PortalDep,
     language: LanguageDep,
+    page: PagingDep,
     serviceId: str | None = None,  # noqa: N803
     applicantId: str | None = None,  # noqa: N803
-    firstResult: Annotated[int, Query(ge=0)] = 0,  # noqa: N803
-    maxResult: Annotated[int, Query(ge=1, le=500)] = 100,  # noqa: N803
-    sortBy: str | None = None,  # noqa: N803
-    sortOrder: Literal["asc", "desc"] = "asc",  # noqa: N803
 ) -> list[dict[str, Any]]:
     """The caller's applications (applicant), or the agency's (officer)."""
     if who.officer is not None:
@@ -359,9 +378,9 @@ def list_applications(
         national_id=national_id,
         agency=agency,
         procedure_id=serviceId,
-        offset=firstResult,
-        limit=maxResult,
-        newest_first=sortOrder == "desc",
+        offset=page.offset,
+        limit=page.limit,
+        newest_first=page.newest_first,
     )
     return [_list_item(info, language) for info in found]
 
@@ -387,7 +406,7 @@ def get_application(
 def update_application(
     fileId: str,  # noqa: N803
     body: ApplicationFileSubmit,
-    request: Request,
+    node: PortalNodeDep,
     who: CallerDep,
     session: PortalDep,
     idp: IdpDep,
@@ -406,19 +425,18 @@ def update_application(
         )
     data = body.formData.data
     if "action" in data:
-        info = _officer_act(request, session, idp, officer, fileId, data)
+        info = _officer_act(node, session, idp, officer, fileId, data)
     return _application(info, language)
 
 
 def _officer_act(
-    request: Request,
+    node: Node,
     session: Session,
     idp: Session,
     officer: apps.Officer,
     file_id: str,
     data: dict[str, Any],
 ) -> apps.ApplicationInfo:
-    node = request.app.state.nodes["portal"]
     action = data.get("action") or data.get("decision")
     text = data.get("reason") or data.get("question")
     if text is not None and not isinstance(text, str):
@@ -507,6 +525,7 @@ def _file_parts(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
 )
 async def upload_document(
     request: Request,
+    node: PortalNodeDep,
     who: CallerDep,
     session: PortalDep,
     language: LanguageDep,
@@ -519,7 +538,6 @@ async def upload_document(
     if len(parts) != 1:
         raise InvalidInput(_("Send exactly one file, as the multipart field file."))
     filename, content = parts[0]
-    node = request.app.state.nodes["portal"]
     info = await run_in_threadpool(
         apps.upload_document,
         session,
@@ -551,13 +569,10 @@ def list_tasks(
     who: CallerDep,
     session: PortalDep,
     language: LanguageDep,
+    page: PagingDep,
     mainTaskId: str | None = None,  # noqa: N803
     fileId: str | None = None,  # noqa: N803
     assigneeId: str | None = None,  # noqa: N803
-    firstResult: Annotated[int, Query(ge=0)] = 0,  # noqa: N803
-    maxResult: Annotated[int, Query(ge=1, le=500)] = 100,  # noqa: N803
-    sortBy: str | None = None,  # noqa: N803
-    sortOrder: Literal["asc", "desc"] = "asc",  # noqa: N803
 ) -> list[dict[str, Any]]:
     """The open tasks waiting on the caller (applicant) or on the agency (officer)."""
     found = apps.list_tasks(
@@ -567,12 +582,12 @@ def list_tasks(
         application_id=fileId,
         assignee=assigneeId,
         open_only=True,
-        offset=firstResult,
-        limit=maxResult,
+        offset=page.offset,
+        limit=page.limit,
     )
     if mainTaskId is not None:
         found = [t for t in found if t.task_id == mainTaskId]
-    if sortOrder == "desc":
+    if page.newest_first:
         found.reverse()
     return [_task(t, _task_state(session, t), language) for t in found]
 
@@ -609,7 +624,7 @@ def get_task(
 def complete_task(
     taskId: str,  # noqa: N803
     body: AdditionalData,
-    request: Request,
+    node: PortalNodeDep,
     who: CallerDep,
     session: PortalDep,
     idp: IdpDep,
@@ -627,7 +642,6 @@ def complete_task(
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise InvalidForm(_("The field {field} must be a list of texts."), field="documentUrls")
     documents = [_document_id(u) for u in urls]
-    node = request.app.state.nodes["portal"]
     if task.kind == apps.PROVIDE_DOCUMENTS:
         info = apps.submit_application(
             session,
@@ -649,7 +663,7 @@ def complete_task(
     else:
         if "decision" not in data:
             raise InvalidForm(_("The field {field} is required."), field="decision")
-        info = _officer_act(request, session, idp, who.agent(), task.application_id, data)
+        info = _officer_act(node, session, idp, who.agent(), task.application_id, data)
     return {
         "taskId": taskId,
         "fileId": info.application_id,
