@@ -469,6 +469,14 @@ def _info(session: Session, row: Application) -> ApplicationInfo:
     )
 
 
+def _hidden(row: Application, national_id: str | None, agency: str | None) -> bool:
+    """Whether ``row`` is hidden from the applicant ``national_id`` or the agency ``agency``
+    (each, when given, must be the application's)."""
+    return (national_id is not None and row.applicant_national_id != national_id) or (
+        agency is not None and row.agency != agency
+    )
+
+
 def get_application(
     session: Session,
     application_id: str,
@@ -479,9 +487,7 @@ def get_application(
     """One application, for its applicant (``national_id``) or an officer of its agency
     (``agency``); someone else's is ``ApplicationNotFound``."""
     row = _application_row(session, application_id)
-    if (national_id is not None and row.applicant_national_id != national_id) or (
-        agency is not None and row.agency != agency
-    ):
+    if _hidden(row, national_id, agency):
         raise ApplicationNotFound(_("No application {id}."), id=application_id)
     return _info(session, row)
 
@@ -526,9 +532,7 @@ def get_task(
     """One task: an applicant sees the tasks of their applications, an officer those of
     the agency's applications; others are ``TaskNotFound``."""
     task, application = _task_row(session, task_id)
-    if (national_id is not None and application.applicant_national_id != national_id) or (
-        agency is not None and application.agency != agency
-    ):
+    if _hidden(application, national_id, agency):
         raise TaskNotFound(_("No task {id}."), id=task_id)
     return _task_info(task, application)
 
@@ -686,14 +690,7 @@ def _attach(session: Session, row: Application, document_ids: Sequence[str]) -> 
     """Attach the person's uploads, in order, to the asked documents not yet answered."""
     if not document_ids:
         return
-    given = set(
-        session.scalars(
-            sa.select(UploadedDocument.required_index).where(
-                UploadedDocument.application_id == row.id
-            )
-        )
-    )
-    missing = [index for index in row.asked_documents if index not in given]
+    missing = _missing(session, row)
     if len(set(document_ids)) != len(document_ids):
         raise InvalidForm(_("The same document is given twice."), field="documents")
     if len(document_ids) > len(missing):
@@ -704,16 +701,21 @@ def _attach(session: Session, row: Application, document_ids: Sequence[str]) -> 
             asked=len(missing),
         )
     for document_id, index in zip(document_ids, missing, strict=False):
-        upload = _own_document(session, document_id, row.applicant_national_id)
-        if upload.application_id is not None:
-            raise InvalidForm(
-                _("The document {id} is already attached to an application."),
-                field="documents",
-                id=document_id,
-            )
-        upload.application_id = row.id
-        upload.required_index = index
+        _claim(session, row, document_id).required_index = index
     session.flush()
+
+
+def _claim(session: Session, row: Application, document_id: str) -> UploadedDocument:
+    """Attach the applicant's upload ``document_id`` to ``row`` (not one already attached)."""
+    upload = _own_document(session, document_id, row.applicant_national_id)
+    if upload.application_id is not None:
+        raise InvalidForm(
+            _("The document {id} is already attached to an application."),
+            field="documents",
+            id=document_id,
+        )
+    upload.application_id = row.id
+    return upload
 
 
 def _missing(session: Session, row: Application) -> list[int]:
@@ -858,9 +860,7 @@ def submit_application(
 ) -> ApplicationInfo:
     """Attach ``documents`` (the person's uploads) to a draft and submit it; refused with
     ``DocumentsMissing`` while an asked document has no upload."""
-    row = _application_row(session, application_id, lock=True)
-    if row.applicant_national_id != national_id:
-        raise ApplicationNotFound(_("No application {id}."), id=application_id)
+    row = _applicant_application(session, application_id, national_id)
     if row.state != DRAFT:
         raise IllegalTransition(
             _("The application {id} is {state}; it cannot become {to}."),
@@ -871,6 +871,14 @@ def submit_application(
     _attach(session, row, documents)
     _submit(session, node, row, catalogue.get_procedure(row.procedure_id), now or utcnow())
     return _info(session, row)
+
+
+def _applicant_application(session: Session, application_id: str, national_id: str) -> Application:
+    """The application, locked for a change by its applicant (someone else's is not found)."""
+    row = _application_row(session, application_id, lock=True)
+    if row.applicant_national_id != national_id:
+        raise ApplicationNotFound(_("No application {id}."), id=application_id)
+    return row
 
 
 def _officer_application(session: Session, application_id: str, officer: Officer) -> Application:
@@ -959,20 +967,11 @@ def answer_information(
     if not text:
         raise InvalidForm(_("The field {field} is required."), field="answer")
     at = now or utcnow()
-    row = _application_row(session, application_id, lock=True)
-    if row.applicant_national_id != national_id:
-        raise ApplicationNotFound(_("No application {id}."), id=application_id)
+    row = _applicant_application(session, application_id, national_id)
     _move(session, node, row, IN_REVIEW, actor=national_id, reason=text, now=at)
     attached: list[str] = []
     for document_id in documents:
-        upload = _own_document(session, document_id, national_id)
-        if upload.application_id is not None:
-            raise InvalidForm(
-                _("The document {id} is already attached to an application."),
-                field="documents",
-                id=document_id,
-            )
-        upload.application_id = row.id
+        _claim(session, row, document_id)
         attached.append(document_id)
     _close_tasks(
         session, row, PROVIDE_INFORMATION, at, result={"answer": text, "documents": attached}

@@ -594,14 +594,7 @@ def list_tasks(
 
 def _own_task(session: Session, who: Caller, task_id: str) -> apps.TaskInfo:
     if who.officer is not None:
-        task = apps.get_task(session, task_id)
-        if task.party != apps.OFFICER or task.agency != who.officer.agency:
-            raise NotYourAgency(
-                _("The task {id} belongs to another agency, not {agency}."),
-                id=task_id,
-                agency=who.officer.agency,
-            )
-        return task
+        return apps.officer_of_task(session, task_id, who.officer)
     task = apps.get_task(session, task_id, national_id=who.applicant())
     if task.party != apps.APPLICANT:
         raise TaskNotFound(_("No task {id}."), id=task_id)
