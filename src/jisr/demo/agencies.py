@@ -27,10 +27,8 @@ children are the persons of the same family name born 20 to 45 years after the h
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -221,14 +219,7 @@ class AgenciesApp:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         status, body = self.answer(scope["method"], scope["path"], headers)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json; charset=utf-8")],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps(body).encode("utf-8")})
+        await civil_registry.send_json(send, status, body)
 
 
 @dataclass
@@ -255,18 +246,15 @@ def start(
 ) -> RunningAgencies:
     """Serve the agencies' systems in a background thread; returns once it listens."""
     served = app or AgenciesApp()
-    config = uvicorn.Config(served, host=host, port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="agencies-is", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("the agencies' systems did not start")
-        time.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return RunningAgencies(app=served, server=server, thread=thread, url=f"http://{host}:{bound}")
+    server, thread, url = civil_registry.serve(
+        served,
+        host=host,
+        port=port,
+        timeout=timeout,
+        name="agencies-is",
+        what="the agencies' systems",
+    )
+    return RunningAgencies(app=served, server=server, thread=thread, url=url)
 
 
 __all__ = [

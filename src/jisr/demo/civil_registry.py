@@ -46,6 +46,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path: str = scope["path"]
     record = BIRTHS.get(path.removeprefix("/births/")) if path.startswith("/births/") else None
     status, body = (200, record) if record else (404, {"error": "no birth record"})
+    await send_json(send, status, body)
+
+
+async def send_json(send: Any, status: int, body: Any) -> None:
+    """Answer an ASGI HTTP request with ``body`` as JSON."""
     await send(
         {
             "type": "http.response.start",
@@ -67,17 +72,33 @@ class RunningApp:
         self.thread.join(timeout=10)
 
 
-def start(host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> RunningApp:
-    """Serve the app in a background thread; returns once it listens."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+def serve(
+    asgi: Any, *, host: str, port: int, timeout: float, name: str, what: str
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Serve ``asgi`` in a background thread ``name``; once it listens, the server, the
+    thread and its URL (``RuntimeError`` naming ``what`` if it does not start)."""
+    config = uvicorn.Config(asgi, host=host, port=port, log_config=None, lifespan="off")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="civil-registry-is", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError("the civil registry's system did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]
-    return RunningApp(server=server, thread=thread, url=f"http://{host}:{bound}")
+    return server, thread, f"http://{host}:{bound}"
+
+
+def start(host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> RunningApp:
+    """Serve the app in a background thread; returns once it listens."""
+    server, thread, url = serve(
+        app,
+        host=host,
+        port=port,
+        timeout=timeout,
+        name="civil-registry-is",
+        what="the civil registry's system",
+    )
+    return RunningApp(server=server, thread=thread, url=url)
