@@ -61,6 +61,15 @@ def _portal(directory: Path) -> Iterator[tuple[Node, Session]]:
             yield portal, session
 
 
+@contextmanager
+def _issuer(directory: Path) -> Iterator[tuple[Node, Session, Session]]:
+    """The issuer node, a session of it and one of the population register (the idp node)."""
+    with _instance(directory) as instance:
+        portal = instance.node(service.ISSUER_NODE)
+        with instance.node("idp").session() as register, portal.session() as session:
+            yield portal, session, register
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False))
 
@@ -103,19 +112,17 @@ def issue(
     """Issue a document to a person of the population register, as an SD-JWT VC or a W3C
     VC 2.0 (vc+jwt)."""
     jwk = service.holder_jwk(_read_text(holder_key, what="holder-key")) if holder_key else None
-    with _instance(directory) as instance:
-        portal = instance.node(service.ISSUER_NODE)
-        with instance.node("idp").session() as register, portal.session() as session:
-            issued = service.issue_credential(
-                session,
-                node=portal,
-                register=register,
-                doc_type=doc_type,
-                national_id=person,
-                holder_key=jwk,
-                format=format,
-                actor="cli",
-            )
+    with _issuer(directory) as (portal, session, register):
+        issued = service.issue_credential(
+            session,
+            node=portal,
+            register=register,
+            doc_type=doc_type,
+            national_id=person,
+            holder_key=jwk,
+            format=format,
+            actor="cli",
+        )
     out.write_text(issued.token + "\n", encoding="utf-8")
     if as_json:
         _print_json({"id": issued.credential_id, "format": issued.format, "out": str(out)})
@@ -229,18 +236,16 @@ def offer(
     transaction code to give the person through another channel."""
     from jisr.credentials import oid4vci, qr
 
-    with _instance(directory) as instance:
-        portal = instance.node(service.ISSUER_NODE)
-        with instance.node("idp").session() as register, portal.session() as session:
-            made = oid4vci.create_offer(
-                session,
-                node=portal,
-                register=register,
-                doc_type=doc_type,
-                national_id=person,
-                tx_code=tx_code,
-                actor="cli",
-            )
+    with _issuer(directory) as (portal, session, register):
+        made = oid4vci.create_offer(
+            session,
+            node=portal,
+            register=register,
+            doc_type=doc_type,
+            national_id=person,
+            tx_code=tx_code,
+            actor="cli",
+        )
     if qr_out is not None:
         qr.render(made.wallet_link, qr_out)
     if as_json:
