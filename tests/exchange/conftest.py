@@ -9,16 +9,21 @@ Members: the civil registry (``MA/GOV/CIVIL-REGISTRY``, subsystem ``BIRTHS``, se
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.core.net import free_port
 from jisr.demo import servers
@@ -173,12 +178,11 @@ def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
     made.close()
 
 
-def message_log(world: ExchangeWorld, gateway: str) -> list[tuple[str, dict[str, Any]]]:
-    """(event, data) of every record of a gateway's message log, in order."""
+def gateway_log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event, data) of every record of the message log of ``instance``'s ``gateway``."""
     import sqlalchemy as sa
 
-    node = world.instance.node(gateway)
-    with node.session() as session:
+    with instance.node(gateway).session() as session:
         rows = session.execute(
             sa.text(
                 "SELECT event, data FROM audit_records WHERE chain = 'message-log' ORDER BY seq"
@@ -187,5 +191,49 @@ def message_log(world: ExchangeWorld, gateway: str) -> list[tuple[str, dict[str,
     return [(event, json.loads(data)) for event, data in rows]
 
 
+def message_log(world: ExchangeWorld, gateway: str) -> list[tuple[str, dict[str, Any]]]:
+    """(event, data) of every record of a gateway's message log, in order."""
+    return gateway_log(world.instance, gateway)
+
+
 def refusals(world: ExchangeWorld, gateway: str, type_: str) -> list[dict[str, Any]]:
     return [d for e, d in message_log(world, gateway) if e == "refused" and d["type"] == type_]
+
+
+def fault(response: httpx.Response, type_: str, status: int) -> dict[str, Any]:
+    """The X-Road error ``response`` carries, checked to be ``type_`` with ``status``."""
+    assert response.status_code == status, response.text
+    assert response.headers["x-road-error"] == type_
+    body: dict[str, Any] = response.json()
+    assert body["type"] == type_ and body["message"] and body["detail"]
+    return body
+
+
+def tls_client_context(
+    issuer: Instance, cafile: Path, directory: Path, common_name: str
+) -> ssl.SSLContext:
+    """A TLS client context trusting ``cafile`` and presenting a certificate for
+    ``common_name`` that ``issuer``'s CA issued (its PEM files written in ``directory``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    registry = issuer.node(REGISTRY_NODE)
+    key = ec.generate_private_key(ec.SECP256R1())
+    with registry.session() as session:
+        cert = ca.issue_certificate(
+            session,
+            registry.keys,
+            public_key=key.public_key(),
+            common_name=common_name,
+            usage=ca.CertificateUsage.TLS,
+            ip_addresses=["127.0.0.1"],
+        )
+    (directory / "c.pem").write_bytes(ca.to_pem(cert))
+    (directory / "k.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(cafile=str(cafile))
+    context.load_cert_chain(str(directory / "c.pem"), str(directory / "k.pem"))
+    return context

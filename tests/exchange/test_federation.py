@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,18 +15,25 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from jisr.core import federation as agreements
-from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.demo import servers
 from jisr.exchange import envelope, federation, globalconf, provisioning, server, service
 from jisr.exchange.errors import PeerConfRefused
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 
-from .conftest import BIRTH_RECORD, PORTAL, SERVICE_PATH, ExchangeWorld, build_world, free_port
+from .conftest import (
+    BIRTH_RECORD,
+    PORTAL,
+    SERVICE_PATH,
+    ExchangeWorld,
+    build_world,
+    fault,
+    free_port,
+    gateway_log,
+    tls_client_context,
+)
 from .conftest import refusals as ma_refusals
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -138,14 +144,6 @@ def fed(instance_factory: Any) -> Iterator[Federated]:
     ma_world.close()
 
 
-def _fault(response: httpx.Response, type_: str, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["x-road-error"] == type_
-    body: dict[str, Any] = response.json()
-    assert body["type"] == type_ and body["message"] and body["detail"]
-    return body
-
-
 def _from_qa_gateway(
     fed: Federated, service_id: ServiceId, path: str, **overrides: Any
 ) -> httpx.Response:
@@ -187,11 +185,11 @@ class TestCrossBorderCall:
         message_id = response.headers["x-road-id"]
         ma_log = {
             (event, data.get("id")): data
-            for event, data in _log(fed.ma.instance, "gateway-civil-registry")
+            for event, data in gateway_log(fed.ma.instance, "gateway-civil-registry")
         }
         assert ma_log[("request.in", message_id)]["from"] == "QA:gateway-moi"
         assert ma_log[("response.out", message_id)]["to"] == "QA:gateway-moi"
-        qa_log = {(e, d.get("id")): d for e, d in _log(fed.qa, "gateway-moi")}
+        qa_log = {(e, d.get("id")): d for e, d in gateway_log(fed.qa, "gateway-moi")}
         assert qa_log[("request.out", message_id)]["to"] == "MA:gateway-civil-registry"
         assert qa_log[("response.in", message_id)]["status"] == 200
 
@@ -216,14 +214,14 @@ class TestCrossBorderCall:
         assert unknown.json() == {"member": []}
 
     def test_access_rights_still_apply(self, fed: Federated) -> None:
-        body = _fault(
+        body = fault(
             fed.call(BIRTH_RECORD, "/births/1", QA_OTHER), "Server.ServerProxy.AccessDenied", 403
         )
         logged = ma_refusals(fed.ma, "gateway-civil-registry", "Server.ServerProxy.AccessDenied")
         assert logged[-1]["id"] == body["detail"] and logged[-1]["client"] == str(QA_OTHER)
         assert logged[-1]["peer"] == "QA:gateway-moi"
         # the right is per method and path, across the border as well
-        _fault(
+        fault(
             fed.call(BIRTH_RECORD, "/deaths/1", QA_SERVICES), "Server.ServerProxy.AccessDenied", 403
         )
 
@@ -269,14 +267,14 @@ class TestRefresh:
 
 class TestRefusals:
     def test_service_outside_the_agreement(self, fed: Federated) -> None:
-        body = _fault(
+        body = fault(
             fed.call(DEATH_RECORD, "/1", QA_SERVICES), "Server.ClientProxy.ServiceNotFederated", 403
         )
         assert fed.agreement_id in body["message"]
         assert fed.qa_log("Server.ClientProxy.ServiceNotFederated")[-1]["id"] == body["detail"]
         # a QA gateway skipping that check is refused by MA's gateway, which logs it
         response = _from_qa_gateway(fed, DEATH_RECORD, "/1")
-        body = _fault(response, "Server.ServerProxy.ServiceNotFederated", 403)
+        body = fault(response, "Server.ServerProxy.ServiceNotFederated", 403)
         logged = ma_refusals(
             fed.ma, "gateway-civil-registry", "Server.ServerProxy.ServiceNotFederated"
         )
@@ -289,20 +287,20 @@ class TestRefusals:
             headers={"X-Road-Client": str(PORTAL)},
             timeout=20,
         )
-        _fault(response, "Server.ClientProxy.ServiceNotFederated", 403)
+        fault(response, "Server.ClientProxy.ServiceNotFederated", 403)
         assert ma_refusals(fed.ma, "gateway-eservices", "Server.ClientProxy.ServiceNotFederated")
 
     def test_wrong_instance(self, fed: Federated) -> None:
         response = fed.call(ServiceId.parse("ZZ/GOV/X/Y/z"), "/1", QA_SERVICES)
-        body = _fault(response, "Client.InvalidServiceIdentifier", 400)
+        body = fault(response, "Client.InvalidServiceIdentifier", 400)
         assert "no federation agreement" in body["message"]
         assert fed.qa_log("Client.InvalidServiceIdentifier")
         # a message addressed to another instance than the receiving gateway's
         response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1", instance="QA")
-        _fault(response, "Server.ServerProxy.InvalidMessage", 400)
+        fault(response, "Server.ServerProxy.InvalidMessage", 400)
         # a QA gateway speaking for an MA subsystem
         response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1", client=str(PORTAL))
-        _fault(response, "Server.ServerProxy.UnknownMember", 403)
+        fault(response, "Server.ServerProxy.UnknownMember", 403)
         assert ma_refusals(fed.ma, "gateway-civil-registry", "Server.ServerProxy.UnknownMember")
 
     def test_shared_parameters_not_signed_by_the_pinned_key(
@@ -334,11 +332,11 @@ class TestRefusals:
             monkeypatch.setattr(running.runtime, "_conf", expired)
             if peer == "MA":  # the client's gateway refuses before sending
                 response = fed.call(BIRTH_RECORD, "/births/1", QA_SERVICES)
-                _fault(response, "Server.ClientProxy.OutdatedGlobalConf", 500)
+                fault(response, "Server.ClientProxy.OutdatedGlobalConf", 500)
                 assert fed.qa_log("Server.ClientProxy.OutdatedGlobalConf")
             else:  # the provider's gateway refuses a sender whose federation ended
                 response = _from_qa_gateway(fed, BIRTH_RECORD, "/births/1")
-                _fault(response, "Server.ServerProxy.OutdatedGlobalConf", 500)
+                fault(response, "Server.ServerProxy.OutdatedGlobalConf", 500)
                 assert ma_refusals(
                     fed.ma, "gateway-civil-registry", "Server.ServerProxy.OutdatedGlobalConf"
                 )
@@ -375,52 +373,17 @@ class TestRefusals:
         url = f"https://127.0.0.1:{fed.ma.provider_gateway.peer_port}{SERVICE_PATH}/births/1"
         # another instance's CA, no agreement: refused in the TLS handshake
         other = instance_factory("ZZ", nodes=["registry"])
-        context = _client_context(other, fed, tmp_path / "zz")
+        context = tls_client_context(
+            other, fed.ma.provider_gateway.runtime.files.ca, tmp_path / "zz", "gateway-moi"
+        )
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
             httpx.get(url, verify=context, headers={envelope.SIGNATURE_HEADER: "x"}, timeout=10)
         # QA's CA is pinned through the agreement, but this certificate is no QA gateway's
-        context = _client_context(fed.qa, fed, tmp_path / "qa")
+        context = tls_client_context(
+            fed.qa, fed.ma.provider_gateway.runtime.files.ca, tmp_path / "qa", "gateway-moi"
+        )
         response = httpx.get(url, verify=context, timeout=10)
-        _fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
+        fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
         assert ma_refusals(
             fed.ma, "gateway-civil-registry", "Server.ServerProxy.SslAuthenticationFailed"
         )
-
-
-def _client_context(issuer: Instance, fed: Federated, directory: Any) -> ssl.SSLContext:
-    """A TLS client context presenting a certificate ``issuer``'s CA issued."""
-    directory.mkdir()
-    registry = issuer.node(REGISTRY_NODE)
-    key = ec.generate_private_key(ec.SECP256R1())
-    with registry.session() as session:
-        cert = ca.issue_certificate(
-            session,
-            registry.keys,
-            public_key=key.public_key(),
-            common_name="gateway-moi",
-            usage=ca.CertificateUsage.TLS,
-            ip_addresses=["127.0.0.1"],
-        )
-    (directory / "c.pem").write_bytes(ca.to_pem(cert))
-    (directory / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.create_default_context(cafile=str(fed.ma.provider_gateway.runtime.files.ca))
-    context.load_cert_chain(str(directory / "c.pem"), str(directory / "k.pem"))
-    return context
-
-
-def _log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
-    import sqlalchemy as sa
-
-    with instance.node(gateway).session() as session:
-        rows = session.execute(
-            sa.text(
-                "SELECT event, data FROM audit_records WHERE chain = 'message-log' ORDER BY seq"
-            )
-        ).all()
-    return [(event, json.loads(data)) for event, data in rows]

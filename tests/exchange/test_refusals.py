@@ -11,8 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE
@@ -26,8 +24,10 @@ from .conftest import (
     SERVICE_PATH,
     ExchangeWorld,
     build_world,
+    fault,
     free_port,
     refusals,
+    tls_client_context,
 )
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -73,14 +73,6 @@ def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
     made.close()
 
 
-def _fault(response: httpx.Response, type_: str, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["x-road-error"] == type_
-    body: dict[str, Any] = response.json()
-    assert body["type"] == type_ and body["message"] and body["detail"]
-    return body
-
-
 def _peer(world: ExchangeWorld) -> httpx.Client:
     """A client holding the e-services gateway's TLS key (as a compromised or buggy gateway)."""
     consumer = world.consumer_gateway.runtime
@@ -115,7 +107,7 @@ class TestClientProxy:
         "client", ["MA/GOV/ESERVICES/NOPE", "MA/GOV/CIVIL-REGISTRY/BIRTHS", "MA/NGO/X/Y"]
     )
     def test_unknown_client(self, world: ExchangeWorld, client: str) -> None:
-        body = _fault(world.call(headers={"X-Road-Client": client}), "Client.UnknownMember", 400)
+        body = fault(world.call(headers={"X-Road-Client": client}), "Client.UnknownMember", 400)
         assert (
             refusals(world, "gateway-eservices", "Client.UnknownMember")[-1]["id"]
             == (body["detail"])
@@ -123,11 +115,11 @@ class TestClientProxy:
 
     @pytest.mark.parametrize("client", ["", "MA/GOV/ESERVICES", "MA/XYZ/A/B", "MA/GOV/A/B C"])
     def test_malformed_client(self, world: ExchangeWorld, client: str) -> None:
-        _fault(world.call(headers={"X-Road-Client": client}), "Client.InvalidClientIdentifier", 400)
+        fault(world.call(headers={"X-Road-Client": client}), "Client.InvalidClientIdentifier", 400)
 
     def test_missing_client(self, world: ExchangeWorld) -> None:
         response = httpx.get(world.client_url + SERVICE_PATH + "/births/1", timeout=20)
-        _fault(response, "Client.InvalidClientIdentifier", 400)
+        fault(response, "Client.InvalidClientIdentifier", 400)
 
     def test_wrong_instance(self, world: ExchangeWorld) -> None:
         response = httpx.get(
@@ -135,31 +127,31 @@ class TestClientProxy:
             headers={"X-Road-Client": str(PORTAL)},
             timeout=20,
         )
-        _fault(response, "Client.InvalidServiceIdentifier", 400)
+        fault(response, "Client.InvalidServiceIdentifier", 400)
         response = world.call(headers={"X-Road-Client": "QA/GOV/ESERVICES/PORTAL"})
-        _fault(response, "Client.InvalidClientIdentifier", 400)
+        fault(response, "Client.InvalidClientIdentifier", 400)
         assert refusals(world, "gateway-eservices", "Client.InvalidServiceIdentifier")
 
     def test_bad_protocol_version_and_unknown_service(self, world: ExchangeWorld) -> None:
         response = httpx.get(world.client_url + "/r2/MA/GOV/A/B/C", timeout=20)
-        _fault(response, "Client.InvalidProtocolVersion", 400)
+        fault(response, "Client.InvalidProtocolVersion", 400)
         response = httpx.get(
             world.client_url + "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS/nope/x",
             headers={"X-Road-Client": str(PORTAL)},
             timeout=20,
         )
-        _fault(response, "Server.ClientProxy.UnknownService", 400)
+        fault(response, "Server.ClientProxy.UnknownService", 400)
 
     def test_oversized_body(self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(world.instance.settings, "exchange_max_body_bytes", 1000)
         response = world.call("/echo", method="POST", content=b"x" * 1001)
-        _fault(response, "Client.MessageTooLarge", 413)
+        fault(response, "Client.MessageTooLarge", 413)
         assert refusals(world, "gateway-eservices", "Client.MessageTooLarge")
 
 
 class TestServerProxy:
     def test_no_access_right(self, world: ExchangeWorld) -> None:
-        body = _fault(
+        body = fault(
             world.call(headers={"X-Road-Client": str(OTHER)}),
             "Server.ServerProxy.AccessDenied",
             403,
@@ -172,19 +164,19 @@ class TestServerProxy:
     def test_access_right_is_per_method_and_path(
         self, world: ExchangeWorld, method: str, path: str
     ) -> None:
-        _fault(world.call(path, method=method), "Server.ServerProxy.AccessDenied", 403)
+        fault(world.call(path, method=method), "Server.ServerProxy.AccessDenied", 403)
 
     def test_replayed_message_id(self, world: ExchangeWorld) -> None:
         message_id = f"replay-{uuid.uuid4()}"
         assert world.call(headers={"X-Road-Id": message_id}).status_code == 200
         second = world.call(headers={"X-Road-Id": message_id})
-        _fault(second, "Server.ServerProxy.DuplicateMessageId", 409)
+        fault(second, "Server.ServerProxy.DuplicateMessageId", 409)
         with _peer(world) as peer:  # the very same signed request, sent again
             signature = _signed(world)
             headers = {envelope.SIGNATURE_HEADER: signature}
             assert peer.get(SERVICE_PATH + "/births/1", headers=headers).status_code == 200
             again = peer.get(SERVICE_PATH + "/births/1", headers=headers)
-        _fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
+        fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
         assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.DuplicateMessageId")
 
     def test_tampered_body(self, world: ExchangeWorld) -> None:
@@ -195,7 +187,7 @@ class TestServerProxy:
                 content=b'{"a": 2}',
                 headers={envelope.SIGNATURE_HEADER: signature},
             )
-        body = _fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
+        body = fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
         assert "digest" in str(response.json()["message"]) and body
         assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.InvalidSignatureValue")
 
@@ -206,20 +198,20 @@ class TestServerProxy:
             response = peer.get(
                 SERVICE_PATH + "/births/1", headers={envelope.SIGNATURE_HEADER: forged}
             )
-            _fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
+            fault(response, "Server.ServerProxy.InvalidSignatureValue", 400)
             # a genuine envelope for another path: the message differs from what was signed
             response = peer.get(
                 SERVICE_PATH + "/births/2", headers={envelope.SIGNATURE_HEADER: _signed(world)}
             )
-            _fault(response, "Server.ServerProxy.InvalidMessage", 400)
+            fault(response, "Server.ServerProxy.InvalidMessage", 400)
             response = peer.get(SERVICE_PATH + "/births/1")
-            _fault(response, "Server.ServerProxy.MissingSignature", 400)
+            fault(response, "Server.ServerProxy.MissingSignature", 400)
             # a client of another member than the sending gateway's
             other = _signed(world, client="MA/GOV/CIVIL-REGISTRY/BIRTHS")
             response = peer.get(
                 SERVICE_PATH + "/births/1", headers={envelope.SIGNATURE_HEADER: other}
             )
-            _fault(response, "Server.ServerProxy.UnknownMember", 403)
+            fault(response, "Server.ServerProxy.UnknownMember", 403)
 
     def test_oversized_body(self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(world.instance.settings, "exchange_max_body_bytes", 1000)
@@ -229,7 +221,7 @@ class TestServerProxy:
             response = peer.post(
                 SERVICE_PATH + "/echo", content=body, headers={envelope.SIGNATURE_HEADER: signature}
             )
-        _fault(response, "Server.ServerProxy.MessageTooLarge", 413)
+        fault(response, "Server.ServerProxy.MessageTooLarge", 413)
         assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.MessageTooLarge")
 
 
@@ -241,7 +233,7 @@ class TestCertificates:
             headers={"X-Road-Client": str(LATE_APP)},
             timeout=20,
         )
-        _fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
+        fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
         assert refusals(world, "gateway-late", "Server.ClientProxy.SslAuthenticationFailed")
 
     def test_revoked_certificate(self, world: ExchangeWorld) -> None:
@@ -251,7 +243,7 @@ class TestCertificates:
             headers={"X-Road-Client": str(STOLEN_APP)},
             timeout=20,
         )
-        _fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
+        fault(response, "Server.ClientProxy.SslAuthenticationFailed", 500)
         assert "revoked" in response.json()["message"]
         # whoever stole the key and skips the gateway software is refused by the provider
         runtime = stolen.runtime
@@ -279,7 +271,7 @@ class TestCertificates:
             verify=context,
             timeout=20,
         )
-        body = _fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
+        body = fault(response, "Server.ServerProxy.SslAuthenticationFailed", 403)
         assert body["detail"] == "stolen-1"
         logged = refusals(
             world, "gateway-civil-registry", "Server.ServerProxy.SslAuthenticationFailed"
@@ -291,27 +283,8 @@ class TestCertificates:
         self, world: ExchangeWorld, instance_factory: Any, tmp_path: Any
     ) -> None:
         other = instance_factory("QA", nodes=["registry"])
-        registry = other.node(REGISTRY_NODE)
-        key = ec.generate_private_key(ec.SECP256R1())
-        with registry.session() as session:
-            cert = ca.issue_certificate(
-                session,
-                registry.keys,
-                public_key=key.public_key(),
-                common_name="gateway-eservices",
-                usage=ca.CertificateUsage.TLS,
-                ip_addresses=["127.0.0.1"],
-            )
-        (tmp_path / "c.pem").write_bytes(ca.to_pem(cert))
-        (tmp_path / "k.pem").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.create_default_context(cafile=str(world.provider_gateway.runtime.files.ca))
-        context.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+        cafile = world.provider_gateway.runtime.files.ca
+        context = tls_client_context(other, cafile, tmp_path, "gateway-eservices")
         url = f"https://127.0.0.1:{world.provider_gateway.peer_port}{SERVICE_PATH}/births/1"
         # refused in the TLS handshake: no HTTP exchange, so no X-Road error can be sent
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
