@@ -39,16 +39,21 @@ BIRTH_RECORD = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record")
 SERVICE_PATH = "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record"
 
 
-async def provider_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """A provider information system: GET /births/<id> and POST /echo (echoes what came)."""
-    if scope["type"] != "http":
-        return
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
+            return body
+
+
+async def provider_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A provider information system: GET /births/<id> and POST /echo (echoes what came)."""
+    if scope["type"] != "http":
+        return
+    body = await read_body(receive)
     path = scope["path"]
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     if path.startswith("/births/"):
@@ -176,6 +181,16 @@ def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
     made = build_world(instance_factory("MA"))
     yield made
     made.close()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """Run ``jisr exchange ARGS``; its exit code and output."""
+    from typer.testing import CliRunner
+
+    from jisr.cli import app
+
+    result = CliRunner().invoke(app, ["exchange", *args])
+    return result.exit_code, result.output
 
 
 def gateway_log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:

@@ -5,13 +5,9 @@ refused at its next call."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from jisr.cli import app
 from jisr.core import federation as agreements
 from jisr.core.instance import REGISTRY_NODE
 from jisr.exchange import globalconf, service
@@ -24,23 +20,18 @@ from jisr.exchange.errors import (
 )
 from jisr.exchange.identifiers import SubsystemId
 
-from .conftest import BIRTH_RECORD, CONSUMER, OTHER, PORTAL, PROVIDER, ExchangeWorld, build_world
+from .conftest import (
+    BIRTH_RECORD,
+    CONSUMER,
+    OTHER,
+    PORTAL,
+    PROVIDER,
+    ExchangeWorld,
+    invoke,
+)
 from .conftest import refusals as logged_refusals
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["exchange", *args])
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="module")
-def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
-    made = build_world(instance_factory("MA"))
-    yield made
-    made.close()
 
 
 def _refresh(world: ExchangeWorld) -> None:

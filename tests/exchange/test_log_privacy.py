@@ -8,34 +8,17 @@ import base64
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from jisr.cli import app
 from jisr.core.errors import CryptoError
 from jisr.exchange.models import SeenMessage
 
-from .conftest import ExchangeWorld, build_world, message_log
+from .conftest import ExchangeWorld, invoke, message_log
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["exchange", *args])
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="module")
-def world(instance_factory: Any) -> Iterator[ExchangeWorld]:
-    made = build_world(instance_factory("MA"))
-    yield made
-    made.close()
 
 
 def _database_bytes(world: ExchangeWorld, node: str) -> bytes:

@@ -27,7 +27,16 @@ from jisr.exchange import pubsub, service
 from jisr.exchange.gateway import MESSAGE_LOG
 from jisr.exchange.identifiers import ServiceId, SubsystemId
 
-from .conftest import BIRTHS, OTHER, PORTAL, AsgiServer, ExchangeWorld, build_world, serve_asgi
+from .conftest import (
+    BIRTHS,
+    OTHER,
+    PORTAL,
+    AsgiServer,
+    ExchangeWorld,
+    build_world,
+    read_body,
+    serve_asgi,
+)
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -75,12 +84,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         if self.failures > 0:
             self.failures -= 1
