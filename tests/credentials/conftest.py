@@ -1,8 +1,10 @@
 """Helpers for the credentials tests: in-memory keys, a static issuer, SD-JWT VCs built
-without a database, and a portal with the documented citizen in its register."""
+without a database, a portal with the documented citizen in its register, and a federation
+agreement between two instances."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,12 +12,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from jisr.core import federation
 from jisr.core.crypto import jws
 from jisr.core.crypto.keystore import (
     SoftwareSigningKey,
     jwk_thumbprint,
     public_jwk_of,
 )
+from jisr.core.instance import REGISTRY_NODE
 from jisr.core.settings import KeyAlgorithm
 from jisr.credentials import sdjwt
 from jisr.credentials.verify import StaticTrust, Verifier
@@ -125,3 +129,28 @@ def portal_instance(instance_factory: Any) -> Any:
     with instance.node("idp").session() as session:
         register.create_person(session, PersonCreate(**FATIMA))
     return instance
+
+
+def agree(ma: Any, qa: Any, *, accept: list[str], days: int = 30) -> dict[str, Any]:
+    """A federation agreement MA offers (``accept``: the document types QA accepts) and QA
+    countersigns, installed at both registries; the agreement."""
+    ma_reg, qa_reg = ma.node(REGISTRY_NODE), qa.node(REGISTRY_NODE)
+    with ma_reg.session() as s:
+        ma_kid = federation.registry_key_thumbprint(s, node=ma_reg)
+    with qa_reg.session() as s:
+        qa_kid = federation.registry_key_thumbprint(s, node=qa_reg)
+    with ma_reg.session() as s:
+        offer = federation.make_offer(
+            s,
+            node=ma_reg,
+            peer="QA",
+            peer_key_thumbprint=qa_kid,
+            peer_accept_types=accept,
+            validity=dt.timedelta(days=days),
+        )
+    with qa_reg.session() as s:
+        agreement = federation.countersign(s, node=qa_reg, offer=offer, peer_key_thumbprint=ma_kid)
+    for node in (ma_reg, qa_reg):
+        with node.session() as s:
+            federation.install_agreement(s, node=node, document=agreement)
+    return agreement

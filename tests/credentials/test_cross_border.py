@@ -13,30 +13,9 @@ from jisr.core.instance import REGISTRY_NODE
 from jisr.credentials import qr, service, trust
 from jisr.demo.people import FATIMA
 
+from .conftest import agree
+
 pytestmark = pytest.mark.db
-
-
-def _agree(ma: Any, qa: Any, *, accept: list[str], days: int = 30) -> dict[str, Any]:
-    ma_reg, qa_reg = ma.node(REGISTRY_NODE), qa.node(REGISTRY_NODE)
-    with ma_reg.session() as s:
-        ma_kid = federation.registry_key_thumbprint(s, node=ma_reg)
-    with qa_reg.session() as s:
-        qa_kid = federation.registry_key_thumbprint(s, node=qa_reg)
-    with ma_reg.session() as s:
-        offer = federation.make_offer(
-            s,
-            node=ma_reg,
-            peer="QA",
-            peer_key_thumbprint=qa_kid,
-            peer_accept_types=accept,
-            validity=dt.timedelta(days=days),
-        )
-    with qa_reg.session() as s:
-        agreement = federation.countersign(s, node=qa_reg, offer=offer, peer_key_thumbprint=ma_kid)
-    for node in (ma_reg, qa_reg):
-        with node.session() as s:
-            federation.install_agreement(s, node=node, document=agreement)
-    return agreement
 
 
 def _trust_list(ma: Any) -> str:
@@ -78,7 +57,7 @@ class _NoCall:
 def world(instance_factory: Any, portal_instance: Any) -> tuple[Any, Any]:
     qa = instance_factory("QA")
     qa.settings.public_url = "https://qa.example"
-    _agree(portal_instance, qa, accept=["birth-certificate"])
+    agree(portal_instance, qa, accept=["birth-certificate"])
     with qa.node(REGISTRY_NODE).session() as r:
         trust.import_trust_list(
             r, node=qa.node(REGISTRY_NODE), peer="MA", token=_trust_list(portal_instance)

@@ -18,32 +18,10 @@ from jisr.credentials.status_list import STATUS_LIST_TYP, token_payload
 from jisr.demo import servers
 from jisr.demo.people import FATIMA
 
-from .conftest import software_key
+from .conftest import agree, software_key
 from .oid4vc_support import Served, serve
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-
-
-def _agree(ma: Any, qa: Any) -> None:
-    ma_reg, qa_reg = ma.node(REGISTRY_NODE), qa.node(REGISTRY_NODE)
-    with ma_reg.session() as s:
-        ma_kid = federation.registry_key_thumbprint(s, node=ma_reg)
-    with qa_reg.session() as s:
-        qa_kid = federation.registry_key_thumbprint(s, node=qa_reg)
-    with ma_reg.session() as s:
-        offer = federation.make_offer(
-            s,
-            node=ma_reg,
-            peer="QA",
-            peer_key_thumbprint=qa_kid,
-            peer_accept_types=["birth-certificate"],
-            validity=dt.timedelta(days=30),
-        )
-    with qa_reg.session() as s:
-        agreement = federation.countersign(s, node=qa_reg, offer=offer, peer_key_thumbprint=ma_kid)
-    for node in (ma_reg, qa_reg):
-        with node.session() as s:
-            federation.install_agreement(s, node=node, document=agreement)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +29,7 @@ def world(instance_factory: Any) -> Iterator[tuple[Served, Any]]:
     for served in serve(instance_factory):  # MA over real HTTP, public URL = its server's
         qa = instance_factory("QA")
         qa.settings.public_url = "https://qa.example"
-        _agree(served.instance, qa)
+        agree(served.instance, qa, accept=["birth-certificate"])
         yield served, qa
 
 
@@ -234,7 +212,7 @@ def test_a_peer_status_list_refused_keeps_the_previous_copy(
 def test_no_trust_list_stored_yet(instance_factory: Any, world: tuple[Served, Any]) -> None:
     served, _qa = world
     other = instance_factory("QA")
-    _agree(served.instance, other)
+    agree(served.instance, other, accept=["birth-certificate"])
     with pytest.raises(trust.TrustListRefused):
         _refresh_status(other, lambda url: "")
 
