@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,12 @@ POSTGRES_URL = os.environ.get("JISR_TEST_DATABASE_URL", "")
 # portals started by tests do not load the whole assistant in the background (it may need a
 # cold index build); tests/assistant/test_robustness.py turns it on where it tests it
 os.environ.setdefault("JISR_ASSISTANT_WARM_AT_START", "false")
+
+
+def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> bool:
+    """The GovStack features' tags (@smoke, @unit, @method=GET…) are not our markers: every
+    bdd folder ignores them."""
+    return True
 
 
 def _backends() -> list[str]:

@@ -9,7 +9,7 @@ with the reason (``SKIPPED``); docs/identity.md lists them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,6 @@ SKIPPED: dict[str, str] = {
         "to a real access token (tested in tests/identity/test_oidc_flow.py)"
     ),
 }
-
-
-def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> bool:
-    """GovStack's tags (@smoke, @unit, @method=POST…) are not our markers: ignore them."""
-    return True
 
 
 def pytest_bdd_before_scenario(request: Any, feature: Any, scenario: Any) -> None:

@@ -1,10 +1,9 @@
-"""pytest-bdd hooks of the GovStack Registration features (``test_govstack_registration``):
-GovStack's tags are not our markers, and the scenarios that ask for behaviour Jisr
-deliberately does not have are skipped with the reason (docs/services.md lists them)."""
+"""pytest-bdd hook of the GovStack Registration features (``test_govstack_registration``):
+the scenarios that ask for behaviour Jisr deliberately does not have are skipped with the
+reason (docs/services.md lists them); tests/conftest.py ignores GovStack's tags."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,11 +26,6 @@ SKIPPED: dict[str, str] = {
         "tests/services/test_services_api.py"
     ),
 }
-
-
-def pytest_bdd_apply_tag(tag: str, function: Callable[..., object]) -> bool:
-    """GovStack's tags (@smoke, @unit, @method=GET…) are not our markers: ignore them."""
-    return True
 
 
 def pytest_bdd_before_scenario(request: Any, feature: Any, scenario: Any) -> None:
