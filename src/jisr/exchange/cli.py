@@ -201,6 +201,31 @@ GroupOption = typer.Option(
 )
 
 
+def _change_access(
+    change: Callable[..., service.AccessRightInfo],
+    directory: Path,
+    service_id: str,
+    client: str | None,
+    group: str | None,
+    method: str,
+    path: str,
+) -> service.AccessRightInfo:
+    """Grant or revoke (``change``) the access right of a client or a local group."""
+    instance, registry = _registry(directory)
+    with registry.session() as session:
+        info = change(
+            session,
+            service=ServiceId.parse(service_id),
+            client=SubsystemId.parse(client) if client else None,
+            group=group,
+            method=method,
+            path=path,
+            signer=registry.checkpoint_signer(session),
+        )
+    instance.close()
+    return info
+
+
 @access_app.command("grant")
 def access_grant(
     service_id: str = typer.Argument(..., help="The service."),
@@ -211,18 +236,7 @@ def access_grant(
     directory: Path = DirOption,
 ) -> None:
     """Allow a client subsystem, or a local group, to call a service."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
-        info = service.grant_access(
-            session,
-            service=ServiceId.parse(service_id),
-            client=SubsystemId.parse(client) if client else None,
-            group=group,
-            method=method,
-            path=path,
-            signer=registry.checkpoint_signer(session),
-        )
-    instance.close()
+    info = _change_access(service.grant_access, directory, service_id, client, group, method, path)
     out.print(f"Granted: {info.client} may call {info.service} ({info.method} {info.path}).")
 
 
@@ -236,18 +250,7 @@ def access_revoke(
     directory: Path = DirOption,
 ) -> None:
     """Withdraw an access right (the same client or group, method and path as granted)."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
-        info = service.revoke_access(
-            session,
-            service=ServiceId.parse(service_id),
-            client=SubsystemId.parse(client) if client else None,
-            group=group,
-            method=method,
-            path=path,
-            signer=registry.checkpoint_signer(session),
-        )
-    instance.close()
+    info = _change_access(service.revoke_access, directory, service_id, client, group, method, path)
     out.print(f"Revoked: {info.client} on {info.service} ({info.method} {info.path}).")
 
 
