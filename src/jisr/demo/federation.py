@@ -13,7 +13,7 @@ demo directory) and QA verifies the printed copy from the image.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jisr.core import federation
 from jisr.core.instance import REGISTRY_NODE, Instance
@@ -80,17 +80,12 @@ def _verify_in_qa(world: World, document: str, *, printed: bool) -> Verification
         return verifier.verify_qr(document) if printed else verifier.verify(document)
 
 
-def federation_step(world: World) -> None:
-    world.step("MA and QA sign a federation agreement; QA verifies an MA document through it")
-    ma, qa = world.instances["MA"], world.instances["QA"]
-    world.say(f"registries exchange key thumbprints out of band: MA {_thumbprint(ma)[:12]}…")
-    world.say(
-        f"agreement (QA accepts {', '.join(ACCEPTED_FROM_MA)} from MA; MA opens "
-        f"{', '.join(OPENED_BY_MA)} to QA): {agree(world)}"
-    )
+def _refresh_ma_in_qa(world: World) -> tuple[dict[str, Any], trust.StatusRefresh]:
+    """QA fetches MA's trust list and status lists over HTTP (``trust.refresh_peer``)."""
+    qa = world.instances["QA"]
     qa_portal = qa.node(service.ISSUER_NODE)
     with qa.node(REGISTRY_NODE).session() as session, qa_portal.session() as portal_session:
-        payload, refreshed = trust.refresh_peer(
+        return trust.refresh_peer(
             portal_session,
             node=qa_portal,
             registry=session,
@@ -98,6 +93,17 @@ def federation_step(world: World) -> None:
             peer="MA",
             base_url=world.url("MA"),
         )
+
+
+def federation_step(world: World) -> None:
+    world.step("MA and QA sign a federation agreement; QA verifies an MA document through it")
+    ma = world.instances["MA"]
+    world.say(f"registries exchange key thumbprints out of band: MA {_thumbprint(ma)[:12]}…")
+    world.say(
+        f"agreement (QA accepts {', '.join(ACCEPTED_FROM_MA)} from MA; MA opens "
+        f"{', '.join(OPENED_BY_MA)} to QA): {agree(world)}"
+    )
+    payload, refreshed = _refresh_ma_in_qa(world)
     world.say(
         f"QA fetched MA's trust list over HTTP ({len(payload['issuers'])} issuers), "
         f"verified with the pinned trust-list key, and {len(refreshed.stored)} status lists, "
@@ -128,15 +134,7 @@ def federation_step(world: World) -> None:
         service.revoke_credential(
             session, node=portal, credential_id=issued.credential_id, reason="demo", actor="demo"
         )
-    with qa.node(REGISTRY_NODE).session() as session, qa_portal.session() as portal_session:
-        trust.refresh_peer(
-            portal_session,
-            node=qa_portal,
-            registry=session,
-            registry_node=qa.node(REGISTRY_NODE),
-            peer="MA",
-            base_url=world.url("MA"),
-        )
+    _refresh_ma_in_qa(world)
     refused = [
         f"{c.check}: {c.reason}" for c in _verify_in_qa(world, issued.token, printed=False).failed
     ]
