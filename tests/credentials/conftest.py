@@ -21,8 +21,9 @@ from jisr.core.crypto.keystore import (
 )
 from jisr.core.instance import REGISTRY_NODE
 from jisr.core.settings import KeyAlgorithm
-from jisr.credentials import sdjwt
+from jisr.credentials import sdjwt, service
 from jisr.credentials.verify import StaticTrust, Verifier
+from jisr.demo.people import FATIMA
 
 ISSUER = "https://portal.example.ma/credentials/issuers/civil-registry"
 VCT = "https://portal.example.ma/credentials/types/birth-certificate/v1"
@@ -121,7 +122,6 @@ def issuer() -> Issuer:
 @pytest.fixture(scope="session")
 def portal_instance(instance_factory: Any) -> Any:
     """An MA instance whose register holds the documented citizen MA:AB123456."""
-    from jisr.demo.people import FATIMA
     from jisr.identity import service as register
     from jisr.identity.schemas import PersonCreate
 
@@ -154,3 +154,21 @@ def agree(ma: Any, qa: Any, *, accept: list[str], days: int = 30) -> dict[str, A
         with node.session() as s:
             federation.install_agreement(s, node=node, document=agreement)
     return agreement
+
+
+def issue_birth_certificate(ma: Any) -> service.Issued:
+    """Issue the documented citizen's birth certificate at ``ma``'s portal."""
+    portal = ma.node("portal")
+    with ma.node("idp").session() as register, portal.session() as s:
+        return service.issue_credential(
+            s,
+            node=portal,
+            register=register,
+            doc_type="birth-certificate",
+            national_id=FATIMA["national_id"],
+        )
+
+
+def failed(result: Any) -> dict[str, str]:
+    """The failed checks of a verification result, check → reason."""
+    return {c.check: c.reason for c in result.failed}

@@ -13,7 +13,7 @@ from jisr.core.instance import REGISTRY_NODE
 from jisr.credentials import qr, service, trust
 from jisr.demo.people import FATIMA
 
-from .conftest import agree
+from .conftest import agree, failed, issue_birth_certificate
 
 pytestmark = pytest.mark.db
 
@@ -22,18 +22,6 @@ def _trust_list(ma: Any) -> str:
     with ma.node("portal").session() as s, ma.node(REGISTRY_NODE).session() as r:
         return trust.signed_trust_list(
             s, node=ma.node("portal"), registry=r, registry_node=ma.node(REGISTRY_NODE)
-        )
-
-
-def _issue(ma: Any) -> service.Issued:
-    portal = ma.node("portal")
-    with ma.node("idp").session() as register, portal.session() as s:
-        return service.issue_credential(
-            s,
-            node=portal,
-            register=register,
-            doc_type="birth-certificate",
-            national_id=FATIMA["national_id"],
         )
 
 
@@ -65,13 +53,9 @@ def world(instance_factory: Any, portal_instance: Any) -> tuple[Any, Any]:
     return portal_instance, qa
 
 
-def failed(result: Any) -> dict[str, str]:
-    return {c.check: c.reason for c in result.failed}
-
-
 def test_qa_verifies_an_ma_birth_certificate_and_its_qr(world: tuple[Any, Any]) -> None:
     ma, qa = world
-    issued = _issue(ma)
+    issued = issue_birth_certificate(ma)
     result = _check(qa, issued.token)
     assert result.valid, result.failed
     with ma.node("portal").session() as s:
@@ -107,7 +91,7 @@ def test_an_issuer_in_no_trusted_list(world: tuple[Any, Any], instance_factory: 
     with stranger.node("idp").session() as s:
         register.create_person(s, PersonCreate(**FATIMA))
     stranger.settings.public_url = "https://stranger.example.ma"
-    issued = _issue(stranger)
+    issued = issue_birth_certificate(stranger)
     assert failed(_check(qa, issued.token))["issuer"] == "untrusted-issuer"
 
 
@@ -126,7 +110,7 @@ def test_a_trust_list_signed_by_a_key_not_pinned(world: tuple[Any, Any]) -> None
 
 def test_a_trust_list_past_its_validity(world: tuple[Any, Any]) -> None:
     ma, qa = world
-    issued = _issue(ma)
+    issued = issue_birth_certificate(ma)
     later = dt.datetime.now(dt.UTC) + trust.TRUST_LIST_VALIDITY + dt.timedelta(hours=1)
     with qa.node(REGISTRY_NODE).session() as r, pytest.raises(trust.TrustListRefused):
         trust.import_trust_list(
@@ -137,7 +121,7 @@ def test_a_trust_list_past_its_validity(world: tuple[Any, Any]) -> None:
 
 def test_an_expired_agreement(world: tuple[Any, Any]) -> None:
     ma, qa = world
-    issued = _issue(ma)
+    issued = issue_birth_certificate(ma)
     after = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
     assert failed(_check(qa, issued.token, now=after))["issuer"] == "untrusted-issuer"
     with qa.node(REGISTRY_NODE).session() as r, pytest.raises(federation.AgreementExpired):
@@ -152,7 +136,7 @@ def test_the_verify_api_trusts_federated_issuers(world: tuple[Any, Any]) -> None
     from jisr.web import create_app
 
     ma, qa = world
-    issued = _issue(ma)
+    issued = issue_birth_certificate(ma)
     response = TestClient(create_app(qa)).post(
         "/api/credentials/verify", json={"presentation": issued.token}
     )
