@@ -111,9 +111,20 @@ class World:
             f"/services/{procedure}/applications", json=body, headers=self.citizen
         )
 
+    def file(self) -> str:
+        """The id of a new application, its one document uploaded (so it is submitted)."""
+        file_id: str = self.apply(documentUrls=[self.upload().json()["url"]]).json()["fileId"]
+        return file_id
 
-@pytest.fixture(scope="module")
-def world(instance_factory: Any) -> Iterator[World]:
+    def act(self, file_id: str, headers: dict[str, str], **data: Any) -> Any:
+        """``PUT /applications/{file_id}`` with ``data`` as the form data (an officer's action)."""
+        return self.http.put(
+            f"/applications/{file_id}", json={"formData": {"data": data}}, headers=headers
+        )
+
+
+def serve_world(instance_factory: Any) -> Iterator[World]:
+    """An MA instance whose register holds the documented citizen, served in-process."""
     from jisr.demo.people import FATIMA
     from jisr.identity import service as register
     from jisr.identity.schemas import PersonCreate
@@ -124,6 +135,11 @@ def world(instance_factory: Any) -> Iterator[World]:
     app = create_app(instance, configure_logs=False)
     with TestClient(app, base_url="https://testserver") as http:
         yield World(instance, http)
+
+
+@pytest.fixture(scope="module")
+def world(instance_factory: Any) -> Iterator[World]:
+    yield from serve_world(instance_factory)
 
 
 @pytest.fixture(autouse=True)
@@ -232,16 +248,12 @@ def test_waiting_for_documents_then_the_task(world: World) -> None:
 
 
 def test_operator_update(world: World) -> None:
-    file_id = world.apply(documentUrls=[world.upload().json()["url"]]).json()["fileId"]
+    file_id = world.file()
     unchanged = world.http.put(
         f"/applications/{file_id}", json={"applicantId": PERSON}, headers=world.moi
     )
     assert unchanged.status_code == 200 and unchanged.json()["fileId"] == file_id
-    rejected = world.http.put(
-        f"/applications/{file_id}",
-        json={"formData": {"data": {"action": "reject", "reason": "Outside our area."}}},
-        headers=world.moi,
-    )
+    rejected = world.act(file_id, world.moi, action="reject", reason="Outside our area.")
     assert rejected.json()["status"]["code"] == "REJECTED"
     assert rejected.json()["decisionReason"] == "Outside our area."
 
@@ -276,14 +288,10 @@ class TestRefusals:
             ),
             403,
         )
-        file_id = world.apply(documentUrls=[world.upload().json()["url"]]).json()["fileId"]
+        file_id = world.file()
         self.refused(
             world,
-            lambda: world.http.put(
-                f"/applications/{file_id}",
-                json={"formData": {"data": {"action": "approve"}}},
-                headers=world.citizen,
-            ),
+            lambda: world.act(file_id, world.citizen, action="approve"),
             403,
         )
 
@@ -316,7 +324,7 @@ class TestRefusals:
         self.refused(world, lambda: world.upload(big), 413, "document-too-large")
 
     def test_officer_of_another_agency(self, world: World) -> None:
-        file_id = world.apply(documentUrls=[world.upload().json()["url"]]).json()["fileId"]
+        file_id = world.file()
         task = world.http.get("/tasks", headers=world.moi, params={"fileId": file_id}).json()[0]
         self.refused(
             world,
@@ -330,11 +338,7 @@ class TestRefusals:
         )
         self.refused(
             world,
-            lambda: world.http.put(
-                f"/applications/{file_id}",
-                json={"formData": {"data": {"action": "reject", "reason": "x"}}},
-                headers=world.dgi,
-            ),
+            lambda: world.act(file_id, world.dgi, action="reject", reason="x"),
             403,
             "not-your-agency",
         )
@@ -343,19 +347,11 @@ class TestRefusals:
         )
 
     def test_illegal_transition(self, world: World) -> None:
-        file_id = world.apply(documentUrls=[world.upload().json()["url"]]).json()["fileId"]
-        world.http.put(
-            f"/applications/{file_id}",
-            json={"formData": {"data": {"action": "reject", "reason": "No."}}},
-            headers=world.moi,
-        )
+        file_id = world.file()
+        world.act(file_id, world.moi, action="reject", reason="No.")
         self.refused(
             world,
-            lambda: world.http.put(
-                f"/applications/{file_id}",
-                json={"formData": {"data": {"action": "take-in-review"}}},
-                headers=world.moi,
-            ),
+            lambda: world.act(file_id, world.moi, action="take-in-review"),
             409,
             "illegal-transition",
         )

@@ -37,7 +37,7 @@ from pytest_bdd import given, parsers, scenarios, then, when
 from jisr.services import registration_api
 
 from ..test_applications import PDF, Source
-from ..test_registration_api import FORM, PERSON, World
+from ..test_registration_api import FORM, PERSON, World, serve_world
 
 pytestmark = [pytest.mark.db]
 
@@ -82,19 +82,7 @@ REGISTRATIONS = {"MCTS"}
 
 @pytest.fixture(scope="module")
 def api_world(instance_factory: Any) -> Iterator[World]:
-    from fastapi.testclient import TestClient
-
-    from jisr.demo.people import FATIMA
-    from jisr.identity import service as register
-    from jisr.identity.schemas import PersonCreate
-    from jisr.web.app import create_app
-
-    instance = instance_factory("MA")
-    with instance.node("idp").session() as session:
-        register.create_person(session, PersonCreate(**FATIMA))
-    app = create_app(instance, configure_logs=False)
-    with TestClient(app, base_url="https://testserver") as http:
-        yield World(instance, http)
+    yield from serve_world(instance_factory)
 
 
 @pytest.fixture(autouse=True)
