@@ -6,18 +6,17 @@ uploaded; an officer of the Ministry of the Interior approves; the credential is
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from rich.console import Console
 
-from jisr.demo import evidence, people, scenario, servers
+from jisr.demo import people, scenario
 from jisr.identity.identifiers import parse_national_id
 
 from .test_applications import PDF
+from .test_evidence import serve_evidence_world
 from .test_registration_api import _officer_token, _person_token
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -27,21 +26,9 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 def world(
     instance_factory: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[scenario.World]:
-    made = scenario.World(
-        directory=tmp_path_factory.mktemp("applications"), console=Console(file=io.StringIO())
-    )
-    made.instances = {"MA": instance_factory("MA"), "QA": instance_factory("QA")}
-    try:
-        for code, instance in made.instances.items():
-            made.running[code] = servers.start(instance)
-            instance.settings.public_url = made.url(code)
-        evidence.provision(made)
+    directory = tmp_path_factory.mktemp("applications")
+    for made, _provided in serve_evidence_world(instance_factory, directory):
         yield made
-    finally:
-        while made.closers:
-            made.closers.pop()()
-        for running in made.running.values():
-            running.stop()
 
 
 def test_residence_certificate_through_the_exchange(world: scenario.World) -> None:

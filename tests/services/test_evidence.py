@@ -34,13 +34,12 @@ MOHAMMED = "QA:28435612345"
 OTHER = SubsystemId.parse("MA/GOV/ESERVICES/OTHER")
 
 
-@pytest.fixture(scope="module")
-def world(
-    instance_factory: Any, tmp_path_factory: pytest.TempPathFactory
+def serve_evidence_world(
+    instance_factory: Any, directory: Path
 ) -> Iterator[tuple[scenario.World, evidence.EvidenceWorld]]:
-    made = scenario.World(
-        directory=tmp_path_factory.mktemp("evidence"), console=Console(file=io.StringIO())
-    )
+    """MA and QA served over HTTP, with the demo agencies' systems and gateways provisioned
+    (``jisr.demo.evidence``); everything stopped afterwards."""
+    made = scenario.World(directory=directory, console=Console(file=io.StringIO()))
     made.instances = {"MA": instance_factory("MA"), "QA": instance_factory("QA")}
     try:
         for code, instance in made.instances.items():
@@ -53,6 +52,13 @@ def world(
             made.closers.pop()()
         for running in made.running.values():
             running.stop()
+
+
+@pytest.fixture(scope="module")
+def world(
+    instance_factory: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[scenario.World, evidence.EvidenceWorld]]:
+    yield from serve_evidence_world(instance_factory, tmp_path_factory.mktemp("evidence"))
 
 
 def _portal(world: scenario.World, code: str) -> Any:
