@@ -9,10 +9,10 @@ records the change on the node's audit chain.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,6 +34,7 @@ app.add_typer(type_app, name="type")
 app.add_typer(subscription_app, name="subscription")
 
 out = Console(highlight=False, soft_wrap=True)
+T = TypeVar("T")
 DirOption = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
 RoomArgument = typer.Argument(..., help="The room: a subsystem, INSTANCE/CLASS/MEMBER/CODE.")
@@ -124,13 +125,12 @@ def type_list(
     """List a room's event types."""
     with _room(directory, room) as (node, parsed), node.session() as session:
         items = pubsub.list_event_types(session, room=parsed)
-    if as_json:
-        out.print_json(json.dumps([i.to_api() for i in items]))
-        return
-    for item in items:
-        out.print(f"{item.name}  (created {item.created_at} by {item.created_by})")
-    if not items:
-        out.print("(none)")
+    _emit(
+        items,
+        as_json,
+        lambda i: f"{i.name}  (created {i.created_at} by {i.created_by})",
+        json_of=lambda i: i.to_api(),
+    )
 
 
 @type_app.command("show")
@@ -248,9 +248,15 @@ def subscription_remove(
     out.print(f"Subscription of {who} to {name} cancelled.")
 
 
-def _emit(items: list[dict[str, Any]], as_json: bool, line: Any) -> None:
+def _emit(
+    items: Sequence[T],
+    as_json: bool,
+    line: Callable[[T], str],
+    json_of: Callable[[T], Any] = lambda item: item,
+) -> None:
+    """Print ``items`` as a JSON array (each ``json_of(item)``) or one ``line`` each."""
     if as_json:
-        out.print_json(json.dumps(items))
+        out.print_json(json.dumps([json_of(item) for item in items]))
         return
     for item in items:
         out.print(line(item))
