@@ -115,7 +115,7 @@ def instance_factory(tmp_path_factory: pytest.TempPathFactory, database_url: str
     databases named per instance and node); everything is removed at the end."""
     from jisr.core.instance import Instance, init_instance
 
-    made: list[tuple[Instance, list[str]]] = []
+    made: list[Instance] = []
 
     def make(code: str = "MA", **kwargs: Any) -> Instance:
         path = tmp_path_factory.mktemp(f"instance-{code}") / code
@@ -123,12 +123,13 @@ def instance_factory(tmp_path_factory: pytest.TempPathFactory, database_url: str
             suffix = uuid.uuid4().hex[:8]
             kwargs.setdefault("database_url", postgres_database_url(f"{suffix}_{{node}}"))
         instance = init_instance(path, code=code, **kwargs)
-        urls = [node.database_url for node in instance.nodes.values()]
-        made.append((instance, urls))
+        made.append(instance)
         return instance
 
     yield make
-    for instance, urls in made:
+    for instance in made:
+        # Nodes added after init (gateways, registers) have databases too.
+        urls = [node.database_url for node in instance.nodes.values()]
         instance.close()
         for url in urls:
             if url.startswith("postgresql"):

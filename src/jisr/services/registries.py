@@ -381,8 +381,11 @@ def create_database(
         created_at=now,
         modified_at=now,
     )
-    if database_id is not None:
-        database.id = database_id
+    # Ids are numbered here, not by the database: PostgreSQL's sequence does not see the
+    # explicit ids the Database API may set, and would hand out one of them again.
+    if database_id is None:
+        database_id = (session.scalar(sa.select(sa.func.max(RegistryDatabase.id))) or 0) + 1
+    database.id = database_id
     session.add(database)
     session.flush()
     auditor.record(
