@@ -30,6 +30,10 @@ def world(instance_factory: Any) -> Iterator[tuple[Served, Any]]:
         qa = instance_factory("QA")
         qa.settings.public_url = "https://qa.example"
         agree(served.instance, qa, accept=["birth-certificate"])
+        # Every test starts from a stored trust list and its status lists (whatever ran before
+        # it on this xdist worker): MA's first issuance makes its list, QA's refresh stores it.
+        _issue(served.instance)
+        _refresh(qa)
         yield served, qa
 
 

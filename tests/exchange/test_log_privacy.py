@@ -22,9 +22,22 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 def _database_bytes(world: ExchangeWorld, node: str) -> bytes:
-    database = world.instance.node(node).engine.url.database
-    assert database, "an SQLite file database"
-    return b"".join(p.read_bytes() for p in sorted(Path(database).parent.glob("*.db*")))
+    """What the node's database holds at rest: its files (SQLite, WAL included), or on
+    PostgreSQL the text of every row of every table."""
+    engine = world.instance.node(node).engine
+    database = engine.url.database
+    assert database
+    if engine.dialect.name == "sqlite":
+        return b"".join(p.read_bytes() for p in sorted(Path(database).parent.glob("*.db*")))
+    with engine.connect() as connection:
+        tables = sa.inspect(connection).get_table_names()
+        rows = [
+            row
+            for table in tables
+            for row in connection.execute(sa.text(f'SELECT t::text FROM "{table}" t')).scalars()
+        ]
+    assert rows, "the database holds rows"
+    return "\n".join(rows).encode()
 
 
 class TestEncryptedBodies:
