@@ -17,9 +17,17 @@ Verifying refuses, in this order and each with its own error:
    ``alg`` differs) → ``AlgorithmRefused``;
 6. a signature that does not verify (tampered header or payload) → ``SignatureInvalid``.
 
-The signature itself is checked by ``joserfc.jws.deserialize_compact`` with an allow-list of
-exactly that one algorithm and the imported JWK. joserfc warns that ``EdDSA`` is deprecated
-(RFC 9864); accepting it is our explicit choice, so our registry returns it without warning.
+ES256 (P-256) and EdDSA/Ed25519 signatures are checked with ``cryptography`` directly, on
+public keys imported once per JWK; the other public-key algorithms (ES384, ES512, RSA, PS*,
+Ed448) by ``joserfc.jws.deserialize_compact`` with an allow-list of exactly that one
+algorithm and the imported JWK. joserfc warns that ``EdDSA`` is deprecated (RFC 9864);
+accepting it is our explicit choice, so our registry returns it without warning.
+
+Performance (the gateways verify one envelope per message, see docs/exchange.md): each
+segment is decoded once (base64url with pybase64 and payloads parsed with orjson when
+installed, ``jisr.core.crypto.keystore``), a header segment is parsed once (cached: a
+verifier sees few distinct headers, one per key and ``typ``), and a signer's header segment
+is encoded once per (alg, kid, typ).
 """
 
 from __future__ import annotations
@@ -30,12 +38,24 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jwk as jose_jwk
 from joserfc import jws as jose_jws
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
 from sqlalchemy.orm import Session
 
-from jisr.core.crypto.keystore import SigningKey, b64url_decode, b64url_encode, public_key_by_kid
+from jisr.core.crypto.keystore import (
+    PublicKey,
+    SigningKey,
+    b64url_decode,
+    b64url_encode,
+    json_loads,
+    public_key_by_kid,
+    public_key_from_jwk,
+)
 from jisr.core.errors import (
     AlgorithmRefused,
     ConfigurationError,
@@ -62,6 +82,7 @@ _KEY_TYPES: dict[str, tuple[str, frozenset[str] | None]] = {
     "PS512": ("RSA", None),
 }
 _RESERVED_HEADERS = frozenset({"alg", "kid", "typ"})
+_DEFAULT_ALLOWED = frozenset(DEFAULT_ALGORITHMS)
 MAX_HEADER_BYTES = 16 * 1024
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
@@ -79,7 +100,7 @@ class VerifiedJWS:
     def json(self) -> Any:
         """The payload parsed as JSON; ``CryptoError`` if it is not JSON."""
         try:
-            return json.loads(self.payload)
+            return json_loads(self.payload)
         except ValueError as error:
             raise CryptoError("the JWS payload is not JSON") from error
 
@@ -112,16 +133,28 @@ def sign_compact(
     The protected header holds ``alg`` and ``kid`` of the key, ``typ`` when given, then
     ``headers`` (which may not set ``alg``, ``kid`` or ``typ``).
     """
-    header: dict[str, Any] = {"alg": key.algorithm, "kid": key.kid}
-    if typ is not None:
-        header["typ"] = typ
-    for name, value in (headers or {}).items():
-        if name in _RESERVED_HEADERS:
-            raise InvalidInput(f"header {name!r} is set by sign_compact; pass it differently")
-        header[name] = value
+    if headers:
+        header: dict[str, Any] = {"alg": key.algorithm, "kid": key.kid}
+        if typ is not None:
+            header["typ"] = typ
+        for name, value in headers.items():
+            if name in _RESERVED_HEADERS:
+                raise InvalidInput(f"header {name!r} is set by sign_compact; pass it differently")
+            header[name] = value
+        segment = b64url_encode(_json_bytes(header))
+    else:
+        segment = _header_segment(key.algorithm, key.kid, typ)
     body = payload if isinstance(payload, bytes) else _json_bytes(dict(payload))
-    signing_input = b64url_encode(_json_bytes(header)) + "." + b64url_encode(body)
+    signing_input = segment + "." + b64url_encode(body)
     return signing_input + "." + b64url_encode(key.sign(signing_input.encode("ascii")))
+
+
+@functools.lru_cache(maxsize=256)
+def _header_segment(alg: str, kid: str, typ: str | None) -> str:
+    # A signer's header is the same at every signature: encoded once (saves a json.dumps
+    # and a base64url encoding per envelope, 3-4 us).
+    header = {"alg": alg, "kid": kid} | ({"typ": typ} if typ is not None else {})
+    return b64url_encode(_json_bytes(header))
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -131,7 +164,28 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _parse_header(token: str) -> dict[str, Any]:
+_MALFORMED = (
+    "the JWS is malformed: a part is not base64url, or the header is not JSON or repeats a "
+    "parameter"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded_header(segment: str) -> dict[str, Any]:
+    # Parsed once per distinct header segment (a verifier sees one per key and typ): the
+    # duplicate-refusing JSON parse cost more than the signature check of an envelope.
+    # Callers get a copy; errors are not cached (lru_cache keeps results only).
+    try:
+        header = json.loads(b64url_decode(segment), object_pairs_hook=_unique_members)
+    except ValueError as error:
+        raise CryptoError(_MALFORMED) from error
+    if not isinstance(header, dict):
+        raise CryptoError("the JWS header is not a JSON object")
+    return header
+
+
+def _split(token: str) -> tuple[list[str], dict[str, Any], bytes, bytes]:
+    """The three segments, the header (shared: do not change it), payload and signature."""
     if not isinstance(token, str):
         raise CryptoError("a compact JWS is a string")
     parts = token.split(".")
@@ -140,17 +194,11 @@ def _parse_header(token: str) -> dict[str, Any]:
     if len(parts[0]) > MAX_HEADER_BYTES or len(parts[1]) > MAX_PAYLOAD_BYTES * 4 // 3 + 4:
         raise CryptoError("the JWS is too large")
     try:
-        for part in parts[1:]:
-            b64url_decode(part)
-        header = json.loads(b64url_decode(parts[0]), object_pairs_hook=_unique_members)
+        payload = b64url_decode(parts[1])
+        signature = b64url_decode(parts[2])
     except ValueError as error:
-        raise CryptoError(
-            "the JWS is malformed: a part is not base64url, or the header is not JSON or "
-            "repeats a parameter"
-        ) from error
-    if not isinstance(header, dict):
-        raise CryptoError("the JWS header is not a JSON object")
-    return header
+        raise CryptoError(_MALFORMED) from error
+    return parts, _decoded_header(parts[0]), payload, signature
 
 
 def _check_allow_list(algorithms: Collection[str]) -> frozenset[str]:
@@ -210,6 +258,44 @@ def _registry_for(alg: str) -> _Registry:
     return _Registry(algorithms=[alg], strict_check_header=False)
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_NATIVE = frozenset(
+    {("ES256", "EC", "P-256"), ("EdDSA", "OKP", "Ed25519"), ("Ed25519", "OKP", "Ed25519")}
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _native_key(kty: str, crv: str, x: str, y: str | None) -> PublicKey:
+    return public_key_from_jwk({"kty": kty, "crv": crv, "x": x} | ({"y": y} if y else {}))
+
+
+def _native_verify(
+    jwk: Mapping[str, Any], alg: str, kid: str, signing_input: bytes, signature: bytes
+) -> bool:
+    """ES256 and Ed25519 checked with ``cryptography`` on a key imported once per JWK:
+    joserfc's parsing and checks around the same verification cost twice the ES256 check
+    itself (py-spy on the gateways, docs/exchange.md)."""
+    try:
+        key = _native_key(jwk["kty"], jwk["crv"], jwk["x"], jwk.get("y"))
+    except (JisrError, KeyError, TypeError, ValueError) as error:
+        raise CryptoError(f"the key {kid!r} is not a valid JWK") from error
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            if len(signature) != 64:
+                return False
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            key.verify(der, signing_input, _ECDSA_SHA256)
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, signing_input)
+        else:  # pragma: no cover - _NATIVE names only P-256 and Ed25519 keys
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 def verify_compact(
     token: str,
     keys: KeySource,
@@ -223,15 +309,17 @@ def verify_compact(
     ``typ``, when given, must equal the header's ``typ``. See the module docstring for the
     refusals.
     """
-    allowed = _check_allow_list(algorithms)
-    header = _parse_header(token)
+    allowed = (
+        _DEFAULT_ALLOWED if algorithms is DEFAULT_ALGORITHMS else _check_allow_list(algorithms)
+    )
+    parts, header, payload, signature = _split(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in allowed:
         raise AlgorithmRefused(
             f"JWS algorithm {alg!r} is not allowed here (allowed: {', '.join(sorted(allowed))})",
             alg=str(alg),
         )
-    if not token.rsplit(".", 1)[1]:
+    if not parts[2]:
         raise CryptoError("the JWS has no signature")
     if "crit" in header:
         raise CryptoError(f"critical JWS extensions are not supported: {header['crit']!r}")
@@ -244,6 +332,11 @@ def verify_compact(
         raise UnknownKey("the JWS header names no key (kid)", kid="")
     jwk = _resolve(keys, kid)
     _check_key_fits(jwk, alg, kid)
+    if (alg, jwk.get("kty"), jwk.get("crv")) in _NATIVE:
+        signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
+        if not _native_verify(jwk, alg, kid, signing_input, signature):
+            raise SignatureInvalid(f"the JWS signature does not verify with key {kid!r}", kid=kid)
+        return VerifiedJWS(header=dict(header), payload=payload, kid=kid)
     try:
         key = _imported_key(json.dumps(jwk, sort_keys=True))
     except (JoseError, ValueError, TypeError) as error:
