@@ -799,3 +799,25 @@ def test_any_appends_verify_and_any_single_change_is_detected(
 def test_exports_are_reexported() -> None:
     assert set(audit.__all__) <= set(dir(audit))
     assert "verify_chain" in audit.__all__ and "CheckpointSigner" in audit.__all__
+
+
+def test_the_sqlite_fast_path_stores_what_core_stores(session: Session, signer: Signer) -> None:
+    """``write_many`` on a bare connection runs the driver's cursor on SQLite; the rows it
+    stores (timestamps included) have the form of those written through Core and verify."""
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("the fast path is SQLite's")
+    chain = f"fast-{uuid.uuid4().hex[:8]}"
+    append_many(session, chain, [AuditEntry("core", {"n": 1}), AuditEntry("core", {"n": 2})])
+    audit.write_many(session.connection(), chain, [AuditEntry("fast", {"n": 3}, actor="a")])
+    append(session, chain, event="one", data={"n": 4}, signer=signer, checkpoint_every=2)
+    stamps = [
+        row[0]
+        for row in session.execute(
+            sa.text("SELECT created_at FROM audit_records WHERE chain = :c ORDER BY seq"),
+            {"c": chain},
+        )
+    ]
+    assert len(stamps) == 4
+    assert all(len(stamp) == len(stamps[0]) and "+" not in stamp for stamp in stamps)
+    report = verify_chain(session, chain)
+    assert report.ok, report
