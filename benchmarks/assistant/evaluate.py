@@ -209,7 +209,10 @@ def _sweep(rows: list[dict[str, Any]], assistant: Assistant) -> None:
     """Top-1 for a grid of BM25 weights and thresholds (how the constants were chosen)."""
     from jisr.assistant.language import identify
 
-    scoped = [(identify(r["question"]), r["expected"]) for r in rows if r.get("expected")]
+    vocabulary = assistant.index.vocabulary
+    scoped = [
+        (identify(r["question"], vocabulary), r["expected"]) for r in rows if r.get("expected")
+    ]
     for weight in (0.0, 0.05, 0.08, 0.12, 0.15, 0.2):
         for threshold in (0.0, 1.0, 2.0, 4.0):
             hits = 0

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from jisr.assistant.index import bm25_tokens
-from jisr.assistant.language import clean, fold, identify, stem, transliterate_arabizi
+from jisr.assistant.language import (
+    clean,
+    expand,
+    fold,
+    identify,
+    stem,
+    transliterate_arabizi,
+    vocabulary_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +99,42 @@ def test_intents() -> None:
     assert identify("bghit njded la carte nationale").intents == {"renew"}
     assert identify("الاقامة بتخلص الشهر الياي").intents == {"renew"}
     assert identify("How do I get a passport?").intents == frozenset()
+
+
+def test_transliteration_picks_the_spelling_the_vocabulary_knows() -> None:
+    vocabulary = vocabulary_of(["ضاعت ليا البطاقة الوطنية في قطر، كيفاش نعاود نخرجها؟"])
+    # Latin letters do not tell ت from ط, د from ض, a short vowel from the long ا.
+    assert transliterate_arabizi("da3et lbitaqa", vocabulary) == "ضاعت البطاقه"
+    assert transliterate_arabizi("qatar kifach", vocabulary) == "قطر كيفاش"
+    # Without a vocabulary, or for a word it does not know, the default spelling.
+    assert transliterate_arabizi("da3et lbitaqa") == "دعت البيتقه"
+    assert transliterate_arabizi("zrbiya", vocabulary) == transliterate_arabizi("zrbiya")
+    assert transliterate_arabizi("cnss", vocabulary) == "cnss"
+    # Darija words of lexicon.json are in every vocabulary (تضامن is not: default spelling).
+    assert transliterate_arabizi("bghit", vocabulary_of([])) == "بغيت"
+
+
+def test_dialect_words_are_expanded_to_the_catalogue_words() -> None:
+    assert expand("كيفاش نخرج البيرمي فالطوموبيل") == "استخراج رخصه السياقه السياره"
+    assert expand("ابي اجدد الليسن") == "رخصه القياده"
+    assert expand("How do I renew my passport?") == ""
+    understood = identify("بغيت نبدل السمية فالكارط")
+    assert understood.search_text.endswith("تغيير الاسم البطاقه")
+    assert understood.embed_text == "بغيت نبدل السميه فالكارط"  # e5 reads the question alone
+    msa = identify("كيف أجدد البطاقة الوطنية؟")
+    assert msa.search_text == "كيف اجدد البطاقه الوطنيه؟"  # MSA is not expanded
+
+
+def test_a_place_counts_more_than_a_nationality() -> None:
+    assert identify("أنا مغربي فقطر وبغيت نجدد الاقامة ديالي").country_hint == "QA"
+    assert identify("Je suis marocain, comment renouveler mon passeport ?").country_hint == "MA"
+    assert identify("Qatari living in Rabat: how to get a residence certificate?").country_hint == (
+        "MA"
+    )
+    assert identify("ساكن بالمغرب").country_hint == "MA"  # a place after its preposition
+
+
+def test_losing_a_job_is_not_losing_a_document() -> None:
+    assert identify("J'ai perdu mon emploi, ai-je droit à une indemnité ?").intents == frozenset()
+    assert identify("فقدت الشغل ديالي").intents == frozenset()
+    assert identify("J'ai perdu mon permis").intents == {"lost"}

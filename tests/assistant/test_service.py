@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from jisr.assistant import index as assistant_index
 from jisr.assistant import service as assistant_service
 from jisr.assistant.index import Index, Scored, fingerprint
 from jisr.assistant.schemas import Answer
@@ -120,11 +122,39 @@ def test_index_cached_and_rebuilt_when_the_catalogue_changes(
     assert isinstance(small_assistant.index, Index)
 
 
+def test_the_index_is_rebuilt_when_the_lexicon_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    procedures = [catalogue_service.get_procedure("ma-passport")]
+    before = fingerprint(procedures)
+    lexicon = tmp_path / "lexicon.json"
+    lexicon.write_bytes(assistant_index.LEXICON_PATH.read_bytes() + b"\n")
+    monkeypatch.setattr(assistant_index, "LEXICON_PATH", lexicon)
+    assert fingerprint(procedures) != before
+
+
+def test_a_replacement_procedure_needs_a_loss_in_the_question(
+    small_assistant: Assistant,
+) -> None:
+    index = small_assistant.index
+    replacing = {i for i, r in zip(index.ids, index.replacements, strict=True) if r}
+    assert replacing == {"qa-qid-replacement"}  # its title says lost or damaged; not renewal
+
+    def score(intents: frozenset[str]) -> float:
+        ranked = index.search("بطاقة", intents=intents, limit=len(index.ids))
+        return next(s.score for s in ranked if s.id == "qa-qid-replacement")
+
+    lost, none = score(frozenset({"lost"})), score(frozenset())
+    expected = assistant_index.INTENT_WEIGHT + assistant_index.REPLACEMENT_PENALTY
+    assert lost - none == pytest.approx(expected, abs=1e-4)
+
+
 class _FixedIndex:
     """An index whose ranking is given, to test the decisions on the scores alone."""
 
     def __init__(self, *scored: Scored) -> None:
         self.scored = list(scored)
+        self.vocabulary: frozenset[str] = frozenset()
 
     def search(self, text: str, **_options: Any) -> list[Scored]:
         return self.scored

@@ -31,9 +31,11 @@ letters, ``ا`` (``la``, ``7ta``).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -95,6 +97,32 @@ def lexicon() -> dict[str, frozenset[str]]:
         for name, entries in raw.items()
         if not name.startswith("_") and isinstance(entries, list)
     }
+
+
+@functools.cache
+def expansions() -> dict[str, str]:
+    """The ``expansions`` of ``lexicon.json`` (a dialect word → the standard words the
+    catalogue uses), keys in their comparison form, values normalised."""
+    raw = json.loads(LEXICON_PATH.read_text(encoding="utf-8")).get("expansions", {})
+    return {" ".join(words(key)): normalize_arabic(value) for key, value in raw.items()}
+
+
+_EXPANSION_PREFIXES = ("وال", "فال", "بال", "ال", "و", "ف", "ب", "ل")
+
+
+def expand(text: str) -> str:
+    """The standard words for the dialect words of ``text`` (``expansions``), each once, in
+    the order met; a word is also looked up without the conjunction, preposition or article
+    written before it (``فالبيرمي``, ``والخدام``, ``لبيرمي``)."""
+    table = expansions()
+    found: dict[str, None] = {}
+    for token in words(text):
+        stripped = [token[len(p) :] for p in _EXPANSION_PREFIXES if token.startswith(p)]
+        for candidate in (token, *(c for c in stripped if len(c) >= 2)):
+            if candidate in table:
+                found[table[candidate]] = None
+                break
+    return " ".join(found)
 
 
 def clean(text: str) -> str:
@@ -174,14 +202,32 @@ def _carries(tokens: list[str], markers: frozenset[str]) -> bool:
     return any((f" {m} " in folded) if " " in m else m in tokens for m in markers)
 
 
-def _hits(tokens: list[str], markers: frozenset[str]) -> int:
-    """Marker words and word pairs in ``tokens``; an Arabic word also counts without its
-    conjunction ``و`` (``وبغيت`` is ``بغيت``)."""
+def _hits(tokens: list[str], markers: frozenset[str], clitics: str = "و") -> int:
+    """Marker words and word pairs in ``tokens``; an Arabic word also counts without one of
+    ``clitics`` before it (``وبغيت`` is ``بغيت``; for places also ``فقطر``, ``بالمغرب``)."""
     pairs = [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
     single = sum(
-        1 for t in tokens if t in markers or (t[:1] == "و" and len(t) > 3 and t[1:] in markers)
+        1 for t in tokens if t in markers or (t[:1] in clitics and len(t) > 3 and t[1:] in markers)
     )
     return single + sum(1 for p in pairs if p in markers)
+
+
+_PLACE_CLITICS = "وفبل"
+"""Letters written before a place name: و and, ف in (Darija), ب in/by, ل to."""
+
+
+def country_of(tokens: list[str]) -> str | None:
+    """``MA`` or ``QA`` when ``tokens`` name one country more than the other: a place,
+    institution or term (``country_ma``, ``country_qa``) counts 2, a nationality
+    (``nationality_ma``, ``nationality_qa``) 1, so that "a Moroccan in Qatar" is about Qatar."""
+    lex = lexicon()
+    ma = 2 * _hits(tokens, lex["country_ma"], _PLACE_CLITICS) + _hits(
+        tokens, lex["nationality_ma"], _PLACE_CLITICS
+    )
+    qa = 2 * _hits(tokens, lex["country_qa"], _PLACE_CLITICS) + _hits(
+        tokens, lex["nationality_qa"], _PLACE_CLITICS
+    )
+    return "MA" if ma > qa else "QA" if qa > ma else None
 
 
 _DIGRAPHS = (
@@ -234,67 +280,147 @@ _ACRONYM = re.compile(r"^[b-df-hj-np-tv-xz]+$")
 _DOUBLED_CONSONANT = re.compile(r"([b-df-hj-np-tv-xz])\1+")
 
 
-def _transliterate_word(word: str) -> str:
+_ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "t": ("ت", "ط"),
+    "d": ("د", "ض"),
+    "s": ("س", "ص"),
+    "h": ("ه", "ح"),
+    "k": ("ك", "ق"),
+    "g": ("ك", "ق", "ج"),
+    "z": ("ز", "ظ"),
+    "c": ("ك", "س"),
+    "2": ("ء", "ا"),
+    "th": ("ث", "ت"),
+    "dh": ("ذ", "ض", "د"),
+}
+"""Other Arabic letters a Latin letter or digraph stands for (the first is the default): Latin
+letters do not tell ت from ط, د from ض, س from ص, ه from ح, ك from ق (``bitaqa``/بطاقة,
+``da3et``/ضاعت)."""
+MAX_CANDIDATE_CHANGES = 3
+"""At most this many letters of a word are read another way than the default."""
+
+
+def _word_options(word: str) -> tuple[str, list[tuple[str, ...]]] | None:
+    """The article and, letter by letter, the Arabic spellings of one Arabizi word (the
+    default first), or None for a word left as it is (a number, an acronym)."""
     word = strip_accents(word.casefold()).replace("'", "")
     if not word or word.isdigit() or _ACRONYM.match(word):
-        return word  # numbers and acronyms (cnss, cnie's letters stay Latin: nothing to gain)
+        return None  # numbers and acronyms (cnss, cnie's letters stay Latin: nothing to gain)
     word = _DOUBLED_CONSONANT.sub(r"\1", word)  # "rasso", "sajjal": one letter in Arabic
     article = ""
     if len(word) >= 3 and word[0] == "l" and word[1] not in "aeiouy":
         article, word = "ال", word[1:]  # "lbirmi", "lkhedma": the Darija article l-
-    out: list[str] = []
+    digraphs = dict(_DIGRAPHS)
+    options: list[tuple[str, ...]] = []
     i = 0
     while i < len(word):
         pair = word[i : i + 2]
-        mapped = dict(_DIGRAPHS).get(pair)
-        if mapped:
-            out.append(mapped)
+        if pair in digraphs:
+            options.append(_ALTERNATIVES.get(pair, (digraphs[pair],)))
             i += 2
             continue
         char = word[i]
+        last = i == len(word) - 1
         if char in "aei" and i == 0:
-            out.append("ا")
-        elif char in "ae":
-            if i == len(word) - 1 and char == "a":
-                out.append("ه" if len(word) >= 4 else "ا")  # "jdida" جديدة, "la" لا
+            options.append(("ا",))
+        elif char == "a" and last:
+            options.append(("ه", "ا") if len(word) >= 4 else ("ا",))  # "jdida" جديدة, "la" لا
+        elif char == "a":
+            options.append(("", "ا"))  # a short vowel, or the long ا of "kifach" كيفاش
+        elif char == "e":
+            options.append(("",))
+        elif char == "i" and not last:
+            options.append(("ي", ""))
+        elif char in "ou" and not last:
+            options.append(("و", ""))
         else:
-            out.append(_LETTERS.get(char, char))
+            options.append(_ALTERNATIVES.get(char, (_LETTERS.get(char, char),)))
         i += 1
-    return normalize_arabic(article + "".join(out))
+    return article, options
 
 
-def transliterate_arabizi(text: str) -> str:
+def _spellings(article: str, options: list[tuple[str, ...]]) -> list[str]:
+    """The spellings of a word, the default first, then with one, two… letters read another
+    way (at most ``MAX_CANDIDATE_CHANGES``)."""
+    ambiguous = [n for n, choices in enumerate(options) if len(choices) > 1]
+    out = []
+    for changes in range(min(MAX_CANDIDATE_CHANGES, len(ambiguous)) + 1):
+        for positions in itertools.combinations(ambiguous, changes):
+            for picks in itertools.product(*(options[n][1:] for n in positions)):
+                chosen = [choices[0] for choices in options]
+                for n, pick in zip(positions, picks, strict=True):
+                    chosen[n] = pick
+                out.append(normalize_arabic(article + "".join(chosen)))
+    return out
+
+
+def _transliterate_word(word: str, vocabulary: frozenset[str] = frozenset()) -> str:
+    options = _word_options(word)
+    if options is None:
+        return strip_accents(word.casefold()).replace("'", "")
+    spellings = _spellings(*options)
+    if vocabulary:
+        for spelling in spellings:  # a word of the vocabulary as it is, else its stem
+            if spelling in vocabulary:
+                return spelling
+        for spelling in spellings:
+            if stem(spelling) in vocabulary:
+                return spelling
+    return spellings[0]
+
+
+def transliterate_arabizi(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
     """Arabizi (Darija in Latin letters with digits) in Arabic script, word by word.
 
-    ``"bghit n9der njded lbirmi"`` → ``"بغيت نقدر نجدد البيرمي"``. Best effort: it serves
+    ``"bghit n9der njded lbirmi"`` → ``"بغيت نقدر نجدد البيرمي"``. Latin letters stand for
+    several Arabic ones (``t`` for ت or ط, ``a`` for nothing or ا): with a ``vocabulary``
+    (``vocabulary_of``: the Arabic words of the catalogue and of ``lexicon.json``), each word
+    is spelled the first way, fewest letters read otherwise first, that the vocabulary knows
+    as a word, else as a stem (``bitaqa`` → بطاقه, ``da3et`` → ضاعت), else the default
+    way. Best effort: it serves
     search, never display."""
-    return " ".join(_transliterate_word(w) for w in _WORD.findall(text))
+    return " ".join(_transliterate_word(w, vocabulary) for w in _WORD.findall(text))
+
+
+def vocabulary_of(texts: Iterable[str]) -> frozenset[str]:
+    """The Arabic words of ``texts`` and of the Arabic word lists of ``lexicon.json``, folded,
+    each also as its stem (``stem``): what ``transliterate_arabizi`` checks spellings
+    against."""
+    found: set[str] = set()
+    listed = (w for entries in lexicon().values() for w in entries)
+    for text in (*texts, *listed, *expansions()):
+        for word in words(text):
+            if contains_arabic(word) and len(word) >= 2:
+                found.add(word)
+                found.add(stem(word))
+    return frozenset(found)
 
 
 def intents_of(text: str) -> frozenset[str]:
     """The intents ``text`` carries (see ``Understanding.intents``), by its words (an Arabic
-    word also without its conjunction و)."""
+    word also without its conjunction و); no ``lost`` when the text names a job
+    (``intent_lost_job``: losing one's job is not losing a document)."""
     tokens = words(text)
     tokens += [t[1:] for t in tokens if t[:1] == "و" and len(t) > 3]
     lex = lexicon()
-    return frozenset(
-        name for name in ("lost", "renew") if any(t in lex[f"intent_{name}"] for t in tokens)
-    )
+    found = {name for name in ("lost", "renew") if any(t in lex[f"intent_{name}"] for t in tokens)}
+    if any(t in lex["intent_lost_job"] for t in tokens):
+        found.discard("lost")  # "perte d'emploi", "فقدان الشغل": a job, not a document
+    return frozenset(found)
 
 
 _VARIETY_COUNTRY: dict[str, str] = {"darija_ar": "MA", "darija_latn": "MA", "gulf": "QA"}
 
 
-def identify(question: str) -> Understanding:
-    """The script, variety and answer language of ``question`` (see the module docstring)."""
+def identify(question: str, vocabulary: frozenset[str] = frozenset()) -> Understanding:
+    """The script, variety and answer language of ``question`` (see the module docstring);
+    ``vocabulary`` (``vocabulary_of``) for the Arabizi transliteration."""
     text = clean(question)
     arabic = len(_ARABIC_LETTER.findall(text))
     latin = len(_LATIN_LETTER.findall(text))
     tokens = words(text)
     lex = lexicon()
-    country_ma = _hits(tokens, lex["country_ma"])
-    country_qa = _hits(tokens, lex["country_qa"])
-    country_hint = "MA" if country_ma > country_qa else "QA" if country_qa > country_ma else None
+    country_hint = country_of(tokens)
     out_marker = _carries(tokens, lex["out_of_scope"])
     off_topic = _carries(tokens, lex["off_topic"])
     script: Script
@@ -331,7 +457,9 @@ def identify(question: str) -> Understanding:
         language = "ar"
     search = normalize_arabic(text)
     if variety == "darija_latn":
-        search = f"{search} {transliterate_arabizi(text)}"
+        search = f"{search} {transliterate_arabizi(text, vocabulary)}"
+    standard = expand(search) if variety in ("darija_ar", "darija_latn", "gulf") else ""
+    search = f"{search} {standard}".strip()
     country_prior = country_hint or _VARIETY_COUNTRY.get(variety)
     return Understanding(
         text=text,
@@ -342,7 +470,7 @@ def identify(question: str) -> Understanding:
         country_prior=country_prior,
         out_of_scope_marker=out_marker,
         off_topic_marker=off_topic,
-        intents=intents_of(text),
+        intents=intents_of(search),
         search_text=search,
         embed_text=normalize_arabic(text),
     )
@@ -355,11 +483,14 @@ __all__ = [
     "Understanding",
     "Variety",
     "clean",
+    "expand",
+    "expansions",
     "fold",
     "stem",
     "identify",
     "intents_of",
     "lexicon",
     "transliterate_arabizi",
+    "vocabulary_of",
     "words",
 ]

@@ -175,7 +175,7 @@ class Assistant:
         started = time.perf_counter()
         if len(question) > MAX_QUESTION_LENGTH:
             raise QuestionTooLong(length=len(question), limit=MAX_QUESTION_LENGTH)
-        understood = identify(question)
+        understood = identify(question, self.index.vocabulary)
         if country is not None:
             country = country.strip().upper()
             catalogue_service.list_procedures(country)  # UnknownCountry for anything else
@@ -197,7 +197,7 @@ class Assistant:
         self, question: str, *, country: str | None = None, mode: str = "fused"
     ) -> list[Scored]:
         """The three best procedures for ``question`` (what the evaluation measures)."""
-        understood = identify(question)
+        understood = identify(question, self.index.vocabulary)
         if understood.script == "none":
             return []
         return self._search(understood, country, mode)
