@@ -33,20 +33,21 @@ CheckpointVerifier = Callable[[str], bytes]
 # --- canonical encoding ------------------------------------------------------------------
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 as is; raises ``TypeError``/``ValueError`` on bad data."""
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_refuse,
-    )
-
-
 def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+# Built once: ``json.dumps`` with options builds an encoder at every call, and the message log
+# encodes twice per record (its data, then the hashed array). Same output.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_refuse
+)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 as is; raises ``TypeError``/``ValueError`` on bad data."""
+    return _CANONICAL.encode(value)
 
 
 def format_timestamp(value: dt.datetime) -> str:
@@ -69,10 +70,8 @@ def record_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of the record's fields as a canonical JSON array (see ``service``)."""
-    encoded = json.dumps(
-        [HASH_FORMAT, chain, seq, created_at, event, actor, subject, data, prev_hash],
-        separators=(",", ":"),
-        ensure_ascii=False,
+    encoded = _COMPACT.encode(
+        [HASH_FORMAT, chain, seq, created_at, event, actor, subject, data, prev_hash]
     )
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
