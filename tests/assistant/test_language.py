@@ -116,7 +116,10 @@ def test_transliteration_picks_the_spelling_the_vocabulary_knows() -> None:
 
 def test_dialect_words_are_expanded_to_the_catalogue_words() -> None:
     assert expand("كيفاش نخرج البيرمي فالطوموبيل") == "استخراج رخصه السياقه السياره"
-    assert expand("ابي اجدد الليسن") == "رخصه القياده"
+    assert expand("ابي اجدد الليسن", "gulf") == "رخصه القياده"
+    # The same word, another meaning: a worker in Darija, a housemaid in the Gulf.
+    assert expand("الخدامة", "darija") == "الاجير"
+    assert expand("الخدامة", "gulf") == "عامله منزليه"
     assert expand("How do I renew my passport?") == ""
     understood = identify("بغيت نبدل السمية فالكارط")
     assert understood.search_text.endswith("تغيير الاسم البطاقه")

@@ -100,21 +100,22 @@ def lexicon() -> dict[str, frozenset[str]]:
 
 
 @functools.cache
-def expansions() -> dict[str, str]:
-    """The ``expansions`` of ``lexicon.json`` (a dialect word → the standard words the
-    catalogue uses), keys in their comparison form, values normalised."""
-    raw = json.loads(LEXICON_PATH.read_text(encoding="utf-8")).get("expansions", {})
+def expansions(dialect: str) -> dict[str, str]:
+    """The ``expansions_<dialect>`` (``darija``, ``gulf``) of ``lexicon.json``: a dialect
+    word → the standard words the catalogue uses; keys in their comparison form, values
+    normalised."""
+    raw = json.loads(LEXICON_PATH.read_text(encoding="utf-8"))[f"expansions_{dialect}"]
     return {" ".join(words(key)): normalize_arabic(value) for key, value in raw.items()}
 
 
 _EXPANSION_PREFIXES = ("وال", "فال", "بال", "ال", "و", "ف", "ب", "ل")
 
 
-def expand(text: str) -> str:
-    """The standard words for the dialect words of ``text`` (``expansions``), each once, in
-    the order met; a word is also looked up without the conjunction, preposition or article
-    written before it (``فالبيرمي``, ``والخدام``, ``لبيرمي``)."""
-    table = expansions()
+def expand(text: str, dialect: str = "darija") -> str:
+    """The standard words for the ``dialect`` words of ``text`` (``expansions``), each once,
+    in the order met; a word is also looked up without the conjunction, preposition or
+    article written before it (``فالبيرمي``, ``والخدام``, ``لبيرمي``)."""
+    table = expansions(dialect)
     found: dict[str, None] = {}
     for token in words(text):
         stripped = [token[len(p) :] for p in _EXPANSION_PREFIXES if token.startswith(p)]
@@ -388,7 +389,7 @@ def vocabulary_of(texts: Iterable[str]) -> frozenset[str]:
     against."""
     found: set[str] = set()
     listed = (w for entries in lexicon().values() for w in entries)
-    for text in (*texts, *listed, *expansions()):
+    for text in (*texts, *listed, *expansions("darija"), *expansions("gulf")):
         for word in words(text):
             if contains_arabic(word) and len(word) >= 2:
                 found.add(word)
@@ -458,7 +459,8 @@ def identify(question: str, vocabulary: frozenset[str] = frozenset()) -> Underst
     search = normalize_arabic(text)
     if variety == "darija_latn":
         search = f"{search} {transliterate_arabizi(text, vocabulary)}"
-    standard = expand(search) if variety in ("darija_ar", "darija_latn", "gulf") else ""
+    dialect = {"darija_ar": "darija", "darija_latn": "darija", "gulf": "gulf"}.get(variety)
+    standard = expand(search, dialect) if dialect else ""
     search = f"{search} {standard}".strip()
     country_prior = country_hint or _VARIETY_COUNTRY.get(variety)
     return Understanding(
