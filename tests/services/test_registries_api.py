@@ -205,6 +205,55 @@ def test_the_client_header_is_required_and_checked(client: TestClient, registry:
     assert bare.get("/databases").status_code == 400
 
 
+def test_the_client_may_come_as_x_road_client(
+    client: TestClient, registry: str, instance: Instance
+) -> None:
+    """What a Jisr gateway forwards: the authenticated client as ``X-Road-Client``."""
+    create(client, registry, {"id": "XR-1", "firstName": "Fatima", "owner": {"nid": "MA:XR1"}})
+    bare = TestClient(client.app)
+    forwarded = "MA/GOV/ESERVICES/FORWARDED"
+    url = f"/data/{registry}/1.0/read"
+    body = {"query": {"content": {"id": "XR-1"}}}
+    response = bare.post(url, json=body, headers={"X-Road-Client": forwarded})
+    assert response.status_code == 200, response.text
+    same = {"X-Road-Client": forwarded, "Information-Mediator-Client": forwarded}
+    assert bare.post(url, json=body, headers=same).status_code == 200
+    with instance.node("registers").session() as session:
+        database = registries.get_database(session, registry, "1.0")
+        code = database.code
+    usage = bare.get(
+        "/data/myPersonalDataUsage",
+        params={"userId": "MA:XR1", "databaseId": code},
+        headers={"X-Road-Client": forwarded},
+    ).json()
+    assert [u["readerId"] for u in usage] == [forwarded, forwarded]
+    for bad in ("portal", "MA/GOV"):
+        refused = bare.post(url, json=body, headers={"X-Road-Client": bad})
+        assert_problem(refused, 400, "bad-query")
+
+
+def test_two_different_clients_are_refused(client: TestClient, registry: str) -> None:
+    response = TestClient(client.app).get(
+        f"/data/{registry}/1.0",
+        headers={"X-Road-Client": CLIENT, "Information-Mediator-Client": "MA/GOV/OTHER/X"},
+    )
+    assert_problem(response, 400, "bad-query")
+
+
+def test_the_public_app_does_not_serve_the_registers(instance: Instance) -> None:
+    """The registers trust the client id they are sent: served only when named."""
+    assert "registers" in instance.nodes
+    with TestClient(create_app(instance)) as public:
+        public.headers.update(HEADERS)
+        for path in ("/databases", "/data/anything/1.0", "/data/myPersonalDataUsage"):
+            assert_problem(public.get(path), 404, "not-found")
+        assert "registers" not in public.get("/readyz").json()["nodes"]
+    with TestClient(create_app(instance, roles=["registers"])) as named:
+        named.headers.update(HEADERS)
+        assert named.get("/databases").status_code == 200
+        assert list(named.get("/readyz").json()["nodes"]) == ["registers"]
+
+
 # --- read, exists, read-value ----------------------------------------------------------------
 
 

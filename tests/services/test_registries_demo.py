@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -84,19 +85,117 @@ def test_use_registries_without_a_server(
     assert "read(s) of her birth record logged" in trace
 
 
-@pytest.mark.slow
-def test_use_registries_over_http(seeded: tuple[Instance, dict[str, int]], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def exchanged(seeded: tuple[Instance, dict[str, int]], tmp_path_factory: Any) -> Iterator[World]:
+    """The MA instance served (public server), then ``use_registries`` through the exchange:
+    the registers on their own loopback server, the civil registry's and the e-services'
+    gateways running."""
     from jisr.demo import servers
 
     instance, _added = seeded
-    world = World(directory=tmp_path, console=Console(file=io.StringIO(), width=200))
+    directory = tmp_path_factory.mktemp("registries-world")
+    world = World(directory=directory, console=Console(file=io.StringIO(), width=200))
     world.instances["MA"] = instance
     world.running["MA"] = servers.start(instance)
     try:
         demo.use_registries(world)
+        yield world
     finally:
+        while world.closers:
+            world.closers.pop()()
         world.running.pop("MA").stop()
-    trace = "\n".join(world.trace)
-    assert "through the GovStack Data API over HTTP" in trace
+
+
+def _consumer_gateway(world: World) -> str:
+    return demo.exchange_gateways(world)[1].url
+
+
+def _registers_url(world: World) -> str:
+    from jisr.demo.servers import RunningServer
+
+    found = [
+        running.url
+        for closer in world.closers
+        if isinstance(running := getattr(closer, "__self__", None), RunningServer)
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def _usage(instance: Instance) -> int:
+    with instance.node(registries.REGISTERS_NODE).session() as session:
+        return sum(
+            len(registries.personal_data_usage(session, user_id=FATIMA, database_code=code))
+            for code in ("MA-BIRTHS", "MA-RC")
+        )
+
+
+FATIMA = people.FATIMA["national_id"]
+
+
+@pytest.mark.slow
+def test_use_registries_through_the_exchange(exchanged: World) -> None:
+    trace = "\n".join(exchanged.trace)
+    assert "through the exchange: MA/GOV/ESERVICES/PORTAL → gateway-" in trace
     assert "birth record MA:AB123456" in trace and "company RC-1" in trace
     assert "the latest by MA/GOV/ESERVICES/PORTAL" in trace
+    assert "ANALYTICS, without an access right: refused 403 Server.ServerProxy.AccessDenied" in (
+        trace
+    )
+    assert "the registry was not read" in trace
+    assert any(closer.__name__ == "stop" for closer in exchanged.closers)
+
+
+@pytest.mark.slow
+def test_the_public_server_does_not_serve_the_registers(exchanged: World) -> None:
+    headers = {"Information-Mediator-Client": demo.READER}
+    public = exchanged.url("MA")
+    for path in ("/databases", f"/data/{demo.BIRTHS[0]}/{demo.BIRTHS[1]}"):
+        assert httpx.get(public + path, headers=headers, timeout=10).status_code == 404
+    registers = _registers_url(exchanged)
+    assert registers.startswith("http://127.0.0.1:") and registers != public
+    assert httpx.get(registers + "/databases", headers=headers, timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_call_without_a_right_is_refused_and_reads_nothing(exchanged: World) -> None:
+    instance = exchanged.instances["MA"]
+    base = f"{_consumer_gateway(exchanged)}/r1/{demo.DATA_API}"
+    read = f"{base}/data/{demo.BIRTHS[0]}/{demo.BIRTHS[1]}/read"
+    body = {"query": {"content": {"national_id": FATIMA}}}
+    before = _usage(instance)
+    calls = [
+        # a subsystem without any right on the Data API
+        ("POST", read, "MA/GOV/ESERVICES/ANALYTICS"),
+        # the portal, on paths or methods it has no right to
+        ("GET", f"{base}/data/{demo.BIRTHS[0]}/{demo.BIRTHS[1]}", demo.READER),
+        ("GET", f"{base}/databases", demo.READER),
+        ("PUT", f"{base}/data/{demo.BIRTHS[0]}/{demo.BIRTHS[1]}/update", demo.READER),
+    ]
+    with httpx.Client(timeout=20) as client:
+        for method, url, caller in calls:
+            refused = client.request(method, url, json=body, headers={"X-Road-Client": caller})
+            assert refused.status_code == 403, (method, url, refused.text)
+            assert refused.headers["x-road-error"] == "Server.ServerProxy.AccessDenied"
+            assert refused.json()["type"] == "Server.ServerProxy.AccessDenied"
+    assert _usage(instance) == before
+
+
+@pytest.mark.slow
+def test_the_caller_cannot_name_another_client(exchanged: World) -> None:
+    """The gateway forwards the client its signed message names; a caller's own
+    ``Information-Mediator-Client`` does not reach the registers."""
+    instance = exchanged.instances["MA"]
+    base = f"{_consumer_gateway(exchanged)}/r1/{demo.DATA_API}"
+    spoofed = "MA/GOV/SOMEONE/ELSE"
+    answer = httpx.post(
+        f"{base}/data/{demo.BIRTHS[0]}/{demo.BIRTHS[1]}/read",
+        json={"query": {"content": {"national_id": FATIMA}}},
+        headers={"X-Road-Client": demo.READER, "Information-Mediator-Client": spoofed},
+        timeout=20,
+    )
+    assert answer.status_code == 200, answer.text
+    with instance.node(registries.REGISTERS_NODE).session() as session:
+        reads = registries.personal_data_usage(session, user_id=FATIMA, database_code="MA-BIRTHS")
+    assert reads[0]["readerId"] == demo.READER
+    assert spoofed not in {r["readerId"] for r in reads}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -15,12 +16,14 @@ from jisr.core import db
 from jisr.core.audit import service as audit
 from jisr.core.crypto import jws, keystore
 from jisr.core.errors import InvalidInput
-from jisr.core.i18n import _
+from jisr.core.i18n import _, gettext
 from jisr.core.instance import Instance, init_instance
+from jisr.core.logging import configure_logging, get_logger
 from jisr.core.settings import Environment, KeyAlgorithm, settings_reference
 
 console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
+log = get_logger("jisr.cli")
 
 DirOption = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")
 NodeOption = typer.Option(
@@ -84,7 +87,10 @@ def init(
 def serve(
     directory: Path = DirOption,
     roles: str | None = typer.Option(
-        None, help="Comma-separated nodes to serve in this process (default: all)."
+        None,
+        help="Comma-separated nodes to serve in this process (default: every node but "
+        "`registers`, which trusts the exchange gateway in front of it and is served only "
+        "when named, on an internal address: `--roles registers --host 127.0.0.1`).",
     ),
     host: str | None = typer.Option(None, help="Listen address (default: setting `host`)."),
     port: int | None = typer.Option(None, help="Port (default: setting `port`)."),
@@ -93,17 +99,45 @@ def serve(
     """Serve the instance's nodes over HTTP until Ctrl-C."""
     import uvicorn
 
-    from jisr.web.app import create_app
+    from jisr.cli import cli_language
+    from jisr.web.app import INTERNAL_ROLES, create_app, public_nodes
 
     instance = Instance.open(directory)
     role_list = parse_roles(roles)
-    instance.select(role_list)  # refuse unknown roles before binding the port
+    # unknown roles are refused before the port is bound
+    nodes = instance.select(role_list) if role_list else public_nodes(instance)
+    served = [node.name for node in nodes]
     listen_host = host or instance.settings.host
     listen_port = port or instance.settings.port
+    configure_logging(instance.settings)
     out.print(
-        f"Serving {instance.code} ({', '.join(role_list or list(instance.nodes))}) "
-        f"on http://{listen_host}:{listen_port}"
+        f"Serving {instance.code} ({', '.join(served)}) on http://{listen_host}:{listen_port}"
     )
+    internal = sorted(set(served) & INTERNAL_ROLES)
+    left_out = sorted(set(instance.nodes) & INTERNAL_ROLES - set(served))
+    if left_out:
+        out.print(
+            gettext(
+                _(
+                    "Not served: {roles} (internal; serve it apart, behind the exchange "
+                    "gateway: --roles {roles} --host 127.0.0.1)."
+                ),
+                cli_language(),
+            ).format(roles=",".join(left_out))
+        )
+    if internal:
+        log.info("internal-roles-served", roles=internal, host=listen_host)
+        if not is_loopback(listen_host):
+            log.warning("internal-roles-on-non-loopback-address", roles=internal, host=listen_host)
+            console.print(
+                gettext(
+                    _(
+                        "Warning: {roles} trusts the client id its callers send; {host} is not "
+                        "a loopback address: make sure only the exchange gateway can reach it."
+                    ),
+                    cli_language(),
+                ).format(roles=",".join(internal), host=listen_host)
+            )
     if workers > 1:
         os.environ["JISR_INSTANCE_DIR"] = str(directory)
         os.environ["JISR_ROLES"] = ",".join(role_list or [])
@@ -124,6 +158,16 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is a loopback address."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @db_app.command("upgrade")

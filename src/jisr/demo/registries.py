@@ -13,9 +13,17 @@ Functions the scenario calls:
 
 * ``add_registries(world)``: a step to run BEFORE the instances are served: adds the MA
   instance's ``registers`` node, creates both databases and seeds them (idempotent);
-* ``use_registries(world)``: a step to run AFTER they are served: reads the documented
-  citizen's birth record and companies through the GovStack Data API (the services when the
-  node is not served), then shows who read her data.
+* ``use_registries(world)``: a step to run AFTER they are served (and after
+  ``jisr.demo.evidence.evidence_step``, whose gateways it reuses): serves the ``registers``
+  node on its own loopback server (the public server never serves it: it trusts the client
+  id it is sent), publishes its Data API as the civil registry's exchange service
+  ``DATA_API`` with the e-services portal's rights on ``READ_RIGHTS`` only, then the portal
+  reads the documented citizen's birth record and companies through its gateway
+  (``/r1/…`` with ``X-Road-Client``; the civil registry's gateway forwards the
+  authenticated client as ``X-Road-Client``, which the registries read as the caller), a
+  subsystem without a right is refused (X-Road ``Server.ServerProxy.AccessDenied``, nothing
+  read), and MyPersonalDataUsage names the portal. Without a served instance the same reads
+  go through the service.
 
 ``seed_registries(instance)`` does the seeding alone (for tests and other callers).
 """
@@ -28,8 +36,20 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from jisr.core.instance import Instance, Progress
-from jisr.demo import people
+from jisr.core.instance import REGISTRY_NODE, Instance, Progress
+from jisr.core.net import free_port
+from jisr.demo import people, servers
+from jisr.demo.evidence import MEMBER_NAMES, _running_gateways
+from jisr.demo.exchange import ANALYTICS, CONSUMER, PORTAL, PROVIDER
+from jisr.exchange import provisioning, server, service
+from jisr.exchange.errors import (
+    AccessRightAlreadyGranted,
+    MemberAlreadyExists,
+    ServiceAlreadyExists,
+    SubsystemAlreadyExists,
+)
+from jisr.exchange.identifiers import ServiceId, SubsystemId, gateway_name
+from jisr.identity.identifiers import parse_national_id
 from jisr.services import registries
 
 if TYPE_CHECKING:
@@ -39,9 +59,18 @@ SEED = 2026
 COUNTRY = "MA"
 COMPANY_COUNT = 36
 ACTOR = "demo"
-READER = "MA/GOV/ESERVICES/PORTAL"
+READER = str(PORTAL)
+REGISTRIES = SubsystemId.parse("MA/GOV/CIVIL-REGISTRY/REGISTRIES")
+# The GovStack Data API as the civil registry's exchange service (base URL: the registers
+# server); the portal may only read the records it needs and ask who read them.
+DATA_API = ServiceId.parse("MA/GOV/CIVIL-REGISTRY/REGISTRIES/data")
 BIRTHS = ("ma-births", "1.0")
 COMPANIES = ("ma-companies", "1.0")
+READ_RIGHTS: tuple[tuple[str, str], ...] = (
+    ("POST", f"/data/{BIRTHS[0]}/{BIRTHS[1]}/read"),
+    ("GET", f"/data/{COMPANIES[0]}/{COMPANIES[1]}"),
+    ("GET", "/data/myPersonalDataUsage"),
+)
 
 _NID = {"type": "string", "pattern": "^MA:[A-Z]{1,2}[0-9]{4,8}$"}
 
@@ -303,48 +332,101 @@ def add_registries(world: World) -> None:
         world.say(f"{COUNTRY}: registry {name} 1.0 — {held}, each checked against its schema")
 
 
+def serve_registers(world: World) -> servers.RunningServer:
+    """The MA ``registers`` node on its own loopback server (never the public one), stopped
+    when the world closes."""
+    running = servers.start(world.instances[COUNTRY], roles=[registries.REGISTERS_NODE])
+    world.closers.append(running.stop)
+    return running
+
+
+def publish(world: World, base_url: str) -> list[str]:
+    """Register the Data API as the exchange service ``DATA_API`` at ``base_url`` (moved
+    there when it exists), with the portal's rights on ``READ_RIGHTS``; what was added."""
+    registry = world.instances[COUNTRY].node(REGISTRY_NODE)
+    added: list[str] = []
+    with registry.session() as session:
+        signer = registry.checkpoint_signer(session)
+        for member in (PROVIDER, CONSUMER):
+            try:
+                service.add_member(
+                    session, member=member, name=MEMBER_NAMES[str(member)], signer=signer
+                )
+                added.append(f"member {member}")
+            except MemberAlreadyExists:
+                pass
+        for subsystem in (REGISTRIES, PORTAL, ANALYTICS):
+            try:
+                service.add_subsystem(session, subsystem=subsystem, signer=signer)
+                added.append(f"subsystem {subsystem}")
+            except SubsystemAlreadyExists:
+                pass
+        try:
+            service.add_service(session, service=DATA_API, base_url=base_url, signer=signer)
+            added.append(f"service {DATA_API}")
+        except ServiceAlreadyExists:
+            service.set_service_url(session, service=DATA_API, base_url=base_url, signer=signer)
+        for method, path in READ_RIGHTS:
+            try:
+                service.grant_access(
+                    session,
+                    service=DATA_API,
+                    client=PORTAL,
+                    method=method,
+                    path=path,
+                    signer=signer,
+                )
+                added.append(f"right {PORTAL} {method} {path}")
+            except AccessRightAlreadyGranted:
+                pass
+    return added
+
+
+def exchange_gateways(world: World) -> tuple[server.RunningGateway, server.RunningGateway]:
+    """The civil registry's and the e-services' gateways (reused when an earlier step runs
+    them, as ``evidence.evidence_step`` does; created and started otherwise), every running
+    MA gateway having reloaded the signed configuration."""
+    instance = world.instances[COUNTRY]
+    registry_url = world.url(COUNTRY)
+    running = _running_gateways(world)
+    found: list[server.RunningGateway] = []
+    for member in (PROVIDER, CONSUMER):
+        name = gateway_name(member)
+        if name not in instance.nodes:
+            provisioning.create_gateway(
+                instance,
+                member=member,
+                address=f"127.0.0.1:{free_port()}",
+                registry_url=registry_url,
+            )
+        node_dir = str(instance.settings.node_dir(name))
+        gateway = running.get(node_dir)
+        if gateway is None:
+            gateway = server.start_gateway(instance, name, registry_url=registry_url)
+            world.closers.append(gateway.stop)
+            running[node_dir] = gateway
+        found.append(gateway)
+    for gateway in running.values():
+        if gateway.runtime.instance is instance and not gateway.refresh_now():
+            raise RuntimeError(f"{gateway.runtime.node.name} cannot load the configuration")
+    return found[0], found[1]
+
+
 def use_registries(world: World) -> None:
-    """Scenario step (after serving): the documented citizen's records through the Data API,
-    then who read them (MyPersonalDataUsage)."""
+    """Scenario step (after serving, after ``evidence.evidence_step``): the civil registry
+    publishes the Data API through the exchange; the e-services portal reads the documented
+    citizen's records through its gateway, a subsystem without a right is refused, and the
+    usage log names the portal (MyPersonalDataUsage). Without a served instance, the same
+    reads go through the service."""
     world.step(
-        "Digital registries: read a birth record and a person's companies, then ask who read"
+        "Digital registries: read a birth record and a person's companies through the "
+        "exchange, then ask who read"
     )
     citizen = people.FATIMA["national_id"]
-    headers = {"Information-Mediator-Client": READER, "Accept-Language": "en"}
-    instance = world.instances[COUNTRY]
-    served = COUNTRY in world.running and registries.REGISTERS_NODE in instance.nodes
-    if served:
-        base = world.url(COUNTRY)
-        probe = httpx.get(f"{base}/databases", headers=headers, timeout=10)
-        served = probe.status_code == 200
-    if served:
-        birth = httpx.post(
-            f"{base}/data/{BIRTHS[0]}/{BIRTHS[1]}/read",
-            json={"query": {"content": {"national_id": citizen}}},
-            headers=headers,
-            timeout=10,
-        )
-        birth.raise_for_status()
-        record = birth.json()["content"]
-        owned = httpx.get(
-            f"{base}/data/{COMPANIES[0]}/{COMPANIES[1]}",
-            params={"query.owner.national_id": citizen},
-            headers=headers,
-            timeout=10,
-        )
-        owned.raise_for_status()
-        companies = owned.json()["results"]
-        usage = httpx.get(
-            f"{base}/data/myPersonalDataUsage",
-            params={"userId": citizen, "databaseId": "MA-BIRTHS"},
-            headers=headers,
-            timeout=10,
-        )
-        usage.raise_for_status()
-        reads = usage.json()
-        how = "GovStack Data API over HTTP"
+    if COUNTRY in world.running:
+        record, companies, reads = _through_the_exchange(world, citizen)
     else:
-        node = instance.node(registries.REGISTERS_NODE)
+        node = world.instances[COUNTRY].node(registries.REGISTERS_NODE)
         with node.session() as session:
             births = registries.get_database(session, *BIRTHS)
             record = registries.read_record(
@@ -360,8 +442,7 @@ def use_registries(world: World) -> None:
             reads = registries.personal_data_usage(
                 session, user_id=citizen, database_code="MA-BIRTHS"
             )
-        how = "registries service (the registers node is not served by this process)"
-    world.say(f"{COUNTRY}: through the {how}")
+        world.say(f"{COUNTRY}: through the registries service (the instance is not served here)")
     world.say(
         f"{COUNTRY}: birth record {record['national_id']}: {record['name_ar']} "
         f"({record['name_latin']}), born {record['born']} in {record['place']}"
@@ -377,12 +458,86 @@ def use_registries(world: World) -> None:
     )
 
 
+def _through_the_exchange(
+    world: World, citizen: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    registers = serve_registers(world)
+    world.say(
+        f"{COUNTRY}: the registers node serves the Data API on {registers.url} (loopback, "
+        f"apart from the public {world.url(COUNTRY)}, which does not serve it)"
+    )
+    added = publish(world, registers.url)
+    world.say(
+        f"{COUNTRY} registry: {DATA_API} at the registers server"
+        + (f"; {len(added)} entries added" if added else "; in place")
+    )
+    _provider, consumer = exchange_gateways(world)
+    base = f"{consumer.url}/r1/{DATA_API}"
+    user = parse_national_id(citizen).compact
+    headers = {"X-Road-Client": READER, "X-Road-UserId": user, "Accept-Language": "en"}
+    with httpx.Client(base_url=base, headers=headers, timeout=20) as client:
+        birth = _ok(
+            client.post(
+                f"/data/{BIRTHS[0]}/{BIRTHS[1]}/read",
+                json={"query": {"content": {"national_id": citizen}}},
+            )
+        )
+        record: dict[str, Any] = birth.json()["content"]
+        owned = _ok(
+            client.get(
+                f"/data/{COMPANIES[0]}/{COMPANIES[1]}",
+                params={"query.owner.national_id": citizen},
+            )
+        )
+        companies: list[dict[str, Any]] = owned.json()["results"]
+        usage_params = {"userId": citizen, "databaseId": "MA-BIRTHS"}
+        reads: list[dict[str, Any]] = _ok(
+            client.get("/data/myPersonalDataUsage", params=usage_params)
+        ).json()
+        world.say(
+            f"{COUNTRY}: through the exchange: {READER} → {gateway_name(CONSUMER)} → "
+            f"{gateway_name(PROVIDER)} (mutual TLS, signed, logged) → the registers, which "
+            f"read the client from the forwarded X-Road-Client (X-Road-Id "
+            f"{birth.headers['x-road-id'][:8]}…)"
+        )
+        refused = client.post(
+            f"/data/{BIRTHS[0]}/{BIRTHS[1]}/read",
+            json={"query": {"content": {"national_id": citizen}}},
+            headers={"X-Road-Client": str(ANALYTICS)},
+        )
+        if refused.headers.get("x-road-error") != "Server.ServerProxy.AccessDenied":
+            raise RuntimeError(f"a call without access right was not refused: {refused.text}")
+        after = _ok(client.get("/data/myPersonalDataUsage", params=usage_params)).json()
+        if len(after) != len(reads):
+            raise RuntimeError("a refused call read the registry")
+        world.say(
+            f"{COUNTRY}: {ANALYTICS}, without an access right: refused {refused.status_code} "
+            f"{refused.headers['x-road-error']}; the registry was not read "
+            f"(still {len(after)} read(s) logged)"
+        )
+    return record, companies, reads
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
+    return response
+
+
 __all__ = [
+    "DATA_API",
+    "READ_RIGHTS",
     "add_registries",
     "birth_records",
     "business_registry_schema",
     "civil_registry_schema",
     "demo_companies",
+    "exchange_gateways",
+    "publish",
     "seed_registries",
+    "serve_registers",
     "use_registries",
 ]

@@ -31,11 +31,17 @@ class RunningServer:
 
 
 def start(
-    instance: Instance, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0
+    instance: Instance,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 20.0,
+    roles: list[str] | None = None,
 ) -> RunningServer:
-    """Serve every node of ``instance``; returns once the socket listens (port 0: any free)."""
+    """Serve ``roles`` of ``instance`` (default: every node but the internal ones, see
+    ``jisr.web.app.INTERNAL_ROLES``); returns once the socket listens (port 0: any free)."""
     config = uvicorn.Config(
-        create_app(instance, configure_logs=False),
+        create_app(instance, roles=roles, configure_logs=False),
         host=host,
         port=port,
         log_config=None,

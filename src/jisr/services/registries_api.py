@@ -21,9 +21,14 @@ Data API (``{registryName}``/``{versionNumber}`` name a registry database):
 
 Database API: ``GET /databases``, ``GET|DELETE /database/{id}``, ``POST /database/modify``.
 
-Every call needs the ``Information-Mediator-Client`` header (``INSTANCE/CLASS/MEMBER/
-SUBSYSTEM``, set by the exchange gateway): it is the actor on the audit chain and the reader
-in the personal data usage log. Errors are RFC 9457 problem details.
+Every call needs the calling client (``INSTANCE/CLASS/MEMBER/SUBSYSTEM``) in
+``Information-Mediator-Client`` (GovStack's name) or ``X-Road-Client`` (what a Jisr exchange
+gateway forwards: the client its signed, authenticated message names; it never carries a
+caller's own ``Information-Mediator-Client`` or ``X-Road-*`` header); both, when given, must
+agree. It is the actor on the audit chain and the reader in the personal data usage log. The
+node authenticates nobody itself: it is served only when named (``jisr serve --roles
+registers``, on an internal address) and reached through its agency's exchange gateway, whose
+access rights say who may call which path. Errors are RFC 9457 problem details.
 """
 
 from __future__ import annotations
@@ -58,16 +63,31 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _client(
-    value: Annotated[
-        str,
+    mediator: Annotated[
+        str | None,
         Header(
             alias="Information-Mediator-Client",
             description="The calling exchange client: INSTANCE/CLASS/MEMBER/SUBSYSTEM.",
             max_length=260,
         ),
-    ],
+    ] = None,
+    x_road: Annotated[
+        str | None,
+        Header(
+            alias="X-Road-Client",
+            description="The same, as a Jisr exchange gateway forwards it (the client its "
+            "signed message names).",
+            max_length=260,
+        ),
+    ] = None,
 ) -> str:
-    return registries.check_client(value)
+    if mediator is None and x_road is None:
+        raise BadQuery(
+            _("The call names no client (Information-Mediator-Client or X-Road-Client).")
+        )
+    if mediator is not None and x_road is not None and mediator != x_road:
+        raise BadQuery(_("Information-Mediator-Client and X-Road-Client name different clients."))
+    return registries.check_client(x_road if x_road is not None else mediator or "")
 
 
 ClientDep = Annotated[str, Depends(_client)]

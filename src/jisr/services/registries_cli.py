@@ -1,7 +1,8 @@
 """``jisr registries …``: an agency's registers (GovStack Digital Registries).
 
 * ``init --dir D``: add the ``registers`` node to the instance (its database, migrated, and
-  signing key); ``jisr serve --roles registers`` then serves the Data and Database APIs;
+  signing key); ``jisr serve --roles registers --host 127.0.0.1`` then serves the Data and
+  Database APIs (never served by default: the node trusts the exchange gateway in front of it);
 * ``create --dir D --schema FILE --name N --version V --code C [...]``: a registry database
   from a JSON Schema file;
 * ``import --dir D NAME VERSION FILE``: records from a JSON Lines file (one object a line),
@@ -60,6 +61,10 @@ def init(directory: Path = DirOption) -> None:
     finally:
         instance.close()
     typer.echo("registers node added" if added else "the registers node is already there")
+    typer.echo(
+        f"Serve it apart, behind the exchange gateway (never served by default): "
+        f"jisr serve --dir {directory} --roles registers --host 127.0.0.1"
+    )
 
 
 @app.command("create")
