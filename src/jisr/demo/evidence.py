@@ -83,7 +83,7 @@ class EvidenceWorld:
         return GatewayEvidenceSource(running.url, str(PORTALS[code]), cache_seconds=0)
 
 
-def _running_gateways(world: World) -> dict[str, server.RunningGateway]:
+def running_gateways(world: World) -> dict[str, server.RunningGateway]:
     """Gateways this world already runs (started by an earlier step), by node directory."""
     found = {}
     for closer in world.closers:
@@ -151,7 +151,7 @@ def provision(world: World) -> EvidenceWorld:
     world.closers.append(close_sources)  # the portals' pooled connections to their gateways
     made = EvidenceWorld(agencies=providers)
     world.say(f"the agencies' own systems answer at {providers.url}/<service>/records/<id>")
-    running = _running_gateways(world)
+    running = running_gateways(world)
     for code in agencies.SERVICES:
         instance = world.instances[code]
         added = _register(instance, providers)

@@ -39,7 +39,7 @@ import httpx
 from jisr.core.instance import REGISTRY_NODE, Instance, Progress
 from jisr.core.net import free_port
 from jisr.demo import people, servers
-from jisr.demo.evidence import MEMBER_NAMES, _running_gateways
+from jisr.demo.evidence import MEMBER_NAMES, running_gateways
 from jisr.demo.exchange import ANALYTICS, CONSUMER, PORTAL, PROVIDER
 from jisr.exchange import provisioning, server, service
 from jisr.exchange.errors import (
@@ -388,7 +388,7 @@ def exchange_gateways(world: World) -> tuple[server.RunningGateway, server.Runni
     MA gateway having reloaded the signed configuration."""
     instance = world.instances[COUNTRY]
     registry_url = world.url(COUNTRY)
-    running = _running_gateways(world)
+    running = running_gateways(world)
     found: list[server.RunningGateway] = []
     for member in (PROVIDER, CONSUMER):
         name = gateway_name(member)

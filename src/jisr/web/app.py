@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import jisr
 from jisr.core.errors import PROBLEM_CONTENT_TYPE, InvalidInput, JisrError, NotFound
 from jisr.core.i18n import _, gettext, negotiate
-from jisr.core.instance import Instance
+from jisr.core.instance import Instance, Node
 from jisr.core.logging import configure_logging, get_logger
 from jisr.web import health, pages
 from jisr.web.middleware import BodyLimit, RequestContext, SecurityHeaders
@@ -30,6 +30,9 @@ from jisr.web.templating import STATIC_DIR, wants_html
 log = get_logger("jisr.web")
 
 ROLES = ("registry", "gateway", "idp", "portal", "registers")
+# Roles served only when named (``roles=[...]``, ``jisr serve --roles``), never by default:
+# the registers trust the exchange gateway in front of them for the caller's identity.
+INTERNAL_ROLES = frozenset({"registers"})
 
 # The routers each role (node) serves, as "module:attribute"; the one place that assembles
 # them. A block adds its ``api``/``views`` routers under the node that owns its data.
@@ -58,18 +61,21 @@ ROLE_ROUTERS: dict[str, tuple[str, ...]] = {
 def create_app(
     instance: Instance, *, roles: list[str] | None = None, configure_logs: bool = True
 ) -> FastAPI:
-    """An app serving ``roles`` (default: every node of the instance).
+    """An app serving ``roles`` (default: every node of the instance but the internal ones,
+    ``INTERNAL_ROLES``, which are served only when named).
 
     ``configure_logs=False`` leaves logging as the caller set it up (the demo does).
     """
     settings = instance.settings
-    served = instance.select(roles)
+    served = instance.select(roles) if roles else public_nodes(instance)
     if configure_logs:
         configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("started", instance=instance.code, roles=[n.name for n in served])
+        names = [n.name for n in served]
+        internal = sorted(n for n in instance.nodes if n in INTERNAL_ROLES and n not in names)
+        log.info("started", instance=instance.code, roles=names, internal_not_served=internal)
         yield
         instance.close()
 
@@ -97,6 +103,11 @@ def create_app(
     app.add_middleware(SecurityHeaders, hsts=settings.public_url.startswith("https://"))
     app.add_middleware(RequestContext)
     return app
+
+
+def public_nodes(instance: Instance) -> list[Node]:
+    """The nodes served when no role is named: every node but the ``INTERNAL_ROLES``."""
+    return [node for node in instance.nodes.values() if node.name not in INTERNAL_ROLES]
 
 
 def _load_router(target: str) -> APIRouter:
