@@ -26,9 +26,10 @@ and ``server_proxy``):
   and GIL hand-offs, measured with ``benchmarks/exchange_overhead.py``). The loop waits
   while another writer of the node's database holds its lock (short transactions: the
   configuration cache, pub/sub). On other databases a thread of its own writes, fed by a
-  queue, so the loop never waits on network round trips to the database. A record's replay-guard row (client, message id) is inserted in that
-  transaction first; should anything fail (a replayed id), the batch is rolled back and each
-  record retried in a transaction of its own, so the failure refuses that record only.
+  queue, so the loop never waits on network round trips to the database. A record's
+  replay-guard row (client, message id) is inserted in that transaction first; should
+  anything fail (a replayed id), the batch is rolled back and each record retried in a
+  transaction of its own, so the failure refuses that record only.
 
 Bodies kept in the log may be encrypted at rest (``body_fields``, ``read_body``), and the
 writer prunes the replay guard's old rows (``prune_seen``).
