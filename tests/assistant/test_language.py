@@ -114,6 +114,18 @@ def test_transliteration_picks_the_spelling_the_vocabulary_knows() -> None:
     assert transliterate_arabizi("bghit", vocabulary_of([])) == "بغيت"
 
 
+def test_spellings_are_bounded_whatever_the_word() -> None:
+    from jisr.assistant import language
+
+    options = language._word_options("tadasakah" * 50 + "3")
+    assert options is not None
+    spellings = language._spellings(*options)
+    assert len(spellings) == language.MAX_SPELLINGS
+    assert spellings[0] == transliterate_arabizi("tadasakah" * 50 + "3")  # the default first
+    long = identify("bghit " + " ".join(["tadasakah3"] * 80), vocabulary_of(["طاقة"]))
+    assert long.variety == "darija_latn" and long.search_text
+
+
 def test_dialect_words_are_expanded_to_the_catalogue_words() -> None:
     assert expand("كيفاش نخرج البيرمي فالطوموبيل") == "استخراج رخصه السياقه السياره"
     assert expand("ابي اجدد الليسن", "gulf") == "رخصه القياده"

@@ -299,6 +299,9 @@ letters do not tell ت from ط, د from ض, س from ص, ه from ح, ك from ق (
 ``da3et``/ضاعت)."""
 MAX_CANDIDATE_CHANGES = 3
 """At most this many letters of a word are read another way than the default."""
+MAX_SPELLINGS = 200
+"""At most this many spellings of one word are tried (fewest changes first), whatever its
+length: a question of one 500-letter word costs no more than a short one."""
 
 
 def _word_options(word: str) -> tuple[str, list[tuple[str, ...]]] | None:
@@ -342,9 +345,9 @@ def _word_options(word: str) -> tuple[str, list[tuple[str, ...]]] | None:
 
 def _spellings(article: str, options: list[tuple[str, ...]]) -> list[str]:
     """The spellings of a word, the default first, then with one, two… letters read another
-    way (at most ``MAX_CANDIDATE_CHANGES``)."""
+    way (at most ``MAX_CANDIDATE_CHANGES``), at most ``MAX_SPELLINGS`` of them."""
     ambiguous = [n for n, choices in enumerate(options) if len(choices) > 1]
-    out = []
+    out: list[str] = []
     for changes in range(min(MAX_CANDIDATE_CHANGES, len(ambiguous)) + 1):
         for positions in itertools.combinations(ambiguous, changes):
             for picks in itertools.product(*(options[n][1:] for n in positions)):
@@ -352,6 +355,8 @@ def _spellings(article: str, options: list[tuple[str, ...]]) -> list[str]:
                 for n, pick in zip(positions, picks, strict=True):
                     chosen[n] = pick
                 out.append(normalize_arabic(article + "".join(chosen)))
+                if len(out) >= MAX_SPELLINGS:
+                    return out
     return out
 
 
