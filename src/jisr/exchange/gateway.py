@@ -127,6 +127,7 @@ class GatewayRuntime:
         # thread; other databases (network round trips): by the writer thread.
         self._inline = self.node.engine.dialect.name == "sqlite"
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
+        self._held: sa.Connection | None = None  # the message log's connection
         self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
             queue.SimpleQueue()
         )
@@ -324,7 +325,8 @@ class GatewayRuntime:
         """One transaction for the whole batch (runs in a worker thread). Optimistic: any
         error (a replayed id, say) aborts it, and ``_write`` retries each record alone. A bare
         connection transaction, no ORM session: nothing here needs one."""
-        with self.node.engine.begin() as connection:
+        connection = self._log_connection()
+        with connection.begin():
             _remember(connection, batch)
             audit.write_many(
                 connection,
@@ -334,8 +336,25 @@ class GatewayRuntime:
                 checkpoint_every=self.settings.audit_checkpoint_every,
             )
 
+    def _log_connection(self) -> sa.Connection:
+        """The connection the log writes on, held between batches: taking one from the pool
+        and giving it back (a rollback) for every batch made a one-record batch cost 0.21 ms
+        CPU against 0.15 ms (medians of three alternated micro-benchmark runs of
+        ``_append``). A new one after it broke."""
+        held = self._held
+        if held is None or held.closed or held.invalidated:
+            held = self._held = self.node.engine.connect()
+        return held
+
+    def close(self) -> None:
+        """Give the log's connection back (``jisr.exchange.server`` calls this at the end)."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
+
     def _append_alone(self, item: _Pending) -> None:
-        with self.node.engine.begin() as connection:
+        connection = self._log_connection()
+        with connection.begin():
             _remember(connection, [item])
             audit.write_many(
                 connection,

@@ -144,6 +144,7 @@ def start_gateway(
             for runner in runners:
                 await runner.cleanup()
             await http.close()
+            runtime.close()  # the message log's connection (no handler is left to log)
             await asyncio.sleep(0.1)  # let closing transports finish (aiohttp's advice)
 
     def run() -> None:
