@@ -145,3 +145,10 @@ def test_status_list_signed_by_a_stranger_is_refused() -> None:
     with pytest.raises(StatusUnavailable) as refused:
         cache.status(STATUS_URI, 1)
     assert refused.value.reason == "status-list-invalid"
+
+
+@pytest.mark.parametrize("text", ["ab+/", "ab/c", "a b", "abcde", "ab=="])
+def test_base64url_is_decoded_strictly(text: str) -> None:
+    """``+``, ``/``, spaces, padding and impossible lengths are not base64url."""
+    with pytest.raises(ValueError):
+        sdjwt.b64url_decode(text)
