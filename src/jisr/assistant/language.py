@@ -47,6 +47,8 @@ Variety = Literal["msa", "darija_ar", "darija_latn", "gulf", "fr", "en", "unknow
 Language = Literal["ar", "fr", "en"]
 
 LEXICON_PATH = Path(__file__).resolve().parent / "lexicon.json"
+DIALECT_PATH = Path(__file__).resolve().parent / "dialect_msa.json"
+"""Darija and Gulf words and phrases → their Modern Standard Arabic rendering (data)."""
 MAX_QUESTION_CHARS = 500
 """Questions are cut to this many characters before they are analysed and embedded."""
 
@@ -81,11 +83,14 @@ class Understanding:
     is to be renewed (``lexicon.json``, ``intent_lost`` and ``intent_renew``)."""
     search_text: str
     """The text BM25 searches with: Arabic normalised, Arabizi followed by its
-    transliteration."""
+    transliteration, a dialect question followed by the standard words of its dialect words
+    (``expand``) and by its MSA rendering (``embed_text``)."""
     embed_text: str
-    """The text e5 reads: the normalised question alone. For Arabizi, adding the
-    transliteration nearly doubled the cost of the query's embedding (p95 over 50 ms) for one
-    more right answer in 51 on the dev set; BM25 reads the transliteration instead."""
+    """The text e5 reads: MSA and French or English questions normalised; Darija and Gulf
+    questions in their MSA rendering (``render_msa``: e5 reads MSA far better than dialect),
+    Arabizi with its Darija words rendered in MSA and its other words in Latin letters
+    (``render_arabizi_msa``). One text, one embedding: the original and the rendering
+    averaged (two embeddings) scored lower on the dev set and doubled the cost."""
 
 
 @functools.cache
@@ -124,6 +129,111 @@ def expand(text: str, dialect: str = "darija") -> str:
                 found[table[candidate]] = None
                 break
     return " ".join(found)
+
+
+@functools.cache
+def dialect_table(dialect: str) -> dict[tuple[str, ...], str]:
+    """The ``dialect`` (``darija``, ``gulf``) table of ``dialect_msa.json``: a dialect word or
+    phrase (its folded words) → its MSA rendering (normalised; empty for a filler word)."""
+    raw: dict[str, str] = json.loads(DIALECT_PATH.read_text(encoding="utf-8"))[dialect]
+    return {tuple(words(key)): normalize_arabic(value) for key, value in raw.items() if words(key)}
+
+
+@functools.cache
+def dialect_vocabulary() -> frozenset[str]:
+    """The Arabic words of the keys of both tables of ``dialect_msa.json`` (and their stems):
+    what an Arabizi word may be read as, besides the catalogue's words."""
+    found: set[str] = set()
+    for dialect in ("darija", "gulf"):
+        for key in dialect_table(dialect):
+            for word in key:
+                if contains_arabic(word) and len(word) >= 2:
+                    found.update((word, stem(word)))
+    return frozenset(found)
+
+
+_RENDER_PREFIXES = (
+    ("و", "و"),
+    ("ف", "في "),
+    ("ب", "ب"),
+    ("ل", "ل"),
+    ("وال", "و"),
+    ("فال", "في "),
+    ("بال", "ب"),
+    ("ال", ""),
+)
+"""Conjunction, preposition and article written before a dialect word, and how the MSA
+rendering writes them (Darija ``ف`` is ``في``); the article is kept first (``بالخدامة`` is
+looked up as ``الخدامة``, a noun, before ``خدامة``)."""
+_DARIJA_VERB_PREFIXES = (("كن", "ن"), ("كت", "ت"), ("كي", "ي"))
+"""Darija present-tense ``ك`` before the person prefix (``كنخلص`` is ``نخلص``)."""
+MAX_PHRASE_WORDS = 3
+
+
+def _first_word_forms(token: str, dialect: str) -> list[tuple[str, str]]:
+    """``token`` and the words it may be without a proclitic (or Darija's present ``ك``),
+    each with what the rendering writes before it."""
+    forms = [(token, "")]
+    for prefix, written in _RENDER_PREFIXES:
+        if token.startswith(prefix) and len(token) - len(prefix) >= 3:
+            forms.append((token[len(prefix) :], written))
+    if dialect == "darija":
+        for prefix, person in _DARIJA_VERB_PREFIXES:
+            if token.startswith(prefix) and len(token) - len(prefix) >= 2:
+                forms.append((person + token[len(prefix) :], ""))
+    return forms
+
+
+def _render(keys: list[str], shown: list[str], dialect: str) -> str:
+    """``shown`` word by word, a dialect word or phrase of ``keys`` (the same words in the
+    form the table is looked up in) replaced by its MSA rendering."""
+    table = dialect_table(dialect)
+    out: list[str] = []
+    i = 0
+    while i < len(keys):
+        for n in range(min(MAX_PHRASE_WORDS, len(keys) - i), 0, -1):
+            rest = tuple(keys[i + 1 : i + n])
+            match = next(
+                (
+                    (form, w)
+                    for form, w in _first_word_forms(keys[i], dialect)
+                    if (form, *rest) in table
+                ),
+                None,
+            )
+            if match is not None:
+                value = table[(match[0], *rest)]
+                if value:
+                    out.append(f"{match[1]}{value}")
+                i += n
+                break
+        else:
+            word = shown[i]
+            if dialect == "darija" and word.startswith("فال") and len(word) >= 6:
+                word = f"في {word[1:]}"  # Darija ف is في: فالضمان → في الضمان
+            out.append(word)
+            i += 1
+    return " ".join(out)
+
+
+def render_msa(text: str, dialect: str) -> str:
+    """``text`` (Darija or Gulf in Arabic script) with its dialect words and phrases replaced
+    by their MSA rendering (``dialect_msa.json``; longest phrase first, a word also without
+    the و ف ب ل ال written before it, Darija verbs also without the present ``ك``), filler
+    words left out, other words kept: ``شنو الوراق ديال الباسبور`` → ``ما الوثائق جواز
+    السفر``."""
+    tokens = words(text)
+    return _render(tokens, tokens, dialect)
+
+
+def render_arabizi_msa(text: str, vocabulary: frozenset[str] = frozenset()) -> str:
+    """Arabizi ``text`` with each Darija word or phrase (recognised on its transliteration,
+    ``transliterate_arabizi``) replaced by its MSA rendering, the other words (French nouns,
+    acronyms, words the tables do not know) kept in Latin letters: ``bghit njded la carte``
+    → ``أريد أجدد la carte``."""
+    shown = words(text)
+    keys = [normalize_arabic(_transliterate_word(w, vocabulary)) for w in shown]
+    return _render(keys, shown, "darija")
 
 
 def clean(text: str) -> str:
@@ -304,11 +414,12 @@ MAX_SPELLINGS = 200
 length: a question of one 500-letter word costs no more than a short one."""
 
 
-def _word_options(word: str) -> tuple[str, list[tuple[str, ...]]] | None:
+def _word_options(word: str, acronyms: bool = True) -> tuple[str, list[tuple[str, ...]]] | None:
     """The article and, letter by letter, the Arabic spellings of one Arabizi word (the
-    default first), or None for a word left as it is (a number, an acronym)."""
+    default first), or None for a word left as it is (a number; an acronym, unless
+    ``acronyms`` is false)."""
     word = strip_accents(word.casefold()).replace("'", "")
-    if not word or word.isdigit() or _ACRONYM.match(word):
+    if not word or word.isdigit() or (acronyms and _ACRONYM.match(word)):
         return None  # numbers and acronyms (cnss, cnie's letters stay Latin: nothing to gain)
     word = _DOUBLED_CONSONANT.sub(r"\1", word)  # "rasso", "sajjal": one letter in Arabic
     article = ""
@@ -363,7 +474,15 @@ def _spellings(article: str, options: list[tuple[str, ...]]) -> list[str]:
 def _transliterate_word(word: str, vocabulary: frozenset[str] = frozenset()) -> str:
     options = _word_options(word)
     if options is None:
-        return strip_accents(word.casefold()).replace("'", "")
+        plain = strip_accents(word.casefold()).replace("'", "")
+        if vocabulary and len(plain) >= 4 and _ACRONYM.match(plain):
+            # letters only, no vowel: an acronym (cnss), or a word written without its
+            # vowels (nkhrj نخرج, ndwz ندوز), read as such when the vocabulary knows it
+            options = _word_options(plain, acronyms=False)
+            assert options is not None
+            known = [s for s in _spellings(*options) if s in vocabulary]
+            return known[0] if known else plain
+        return plain
     spellings = _spellings(*options)
     if vocabulary:
         for spelling in spellings:  # a word of the vocabulary as it is, else its stem
@@ -413,6 +532,11 @@ def intents_of(text: str) -> frozenset[str]:
     if any(t in lex["intent_lost_job"] for t in tokens):
         found.discard("lost")  # "perte d'emploi", "فقدان الشغل": a job, not a document
     return frozenset(found)
+
+
+@functools.lru_cache(maxsize=4)
+def _with_dialect_words(vocabulary: frozenset[str]) -> frozenset[str]:
+    return vocabulary | dialect_vocabulary() if vocabulary else vocabulary
 
 
 _VARIETY_COUNTRY: dict[str, str] = {"darija_ar": "MA", "darija_latn": "MA", "gulf": "QA"}
@@ -467,6 +591,13 @@ def identify(question: str, vocabulary: frozenset[str] = frozenset()) -> Underst
     dialect = {"darija_ar": "darija", "darija_latn": "darija", "gulf": "gulf"}.get(variety)
     standard = expand(search, dialect) if dialect else ""
     search = f"{search} {standard}".strip()
+    embed = normalize_arabic(text)
+    if variety in ("darija_ar", "gulf"):
+        embed = render_msa(text, "darija" if variety == "darija_ar" else "gulf") or embed
+    elif variety == "darija_latn":
+        embed = render_arabizi_msa(text, _with_dialect_words(vocabulary)) or embed
+    if embed != normalize_arabic(text):
+        search = f"{search} {embed}"
     country_prior = country_hint or _VARIETY_COUNTRY.get(variety)
     return Understanding(
         text=text,
@@ -479,7 +610,7 @@ def identify(question: str, vocabulary: frozenset[str] = frozenset()) -> Underst
         off_topic_marker=off_topic,
         intents=intents_of(search),
         search_text=search,
-        embed_text=normalize_arabic(text),
+        embed_text=embed,
     )
 
 
@@ -490,8 +621,13 @@ __all__ = [
     "Understanding",
     "Variety",
     "clean",
+    "DIALECT_PATH",
+    "dialect_table",
+    "dialect_vocabulary",
     "expand",
     "expansions",
+    "render_arabizi_msa",
+    "render_msa",
     "fold",
     "stem",
     "identify",

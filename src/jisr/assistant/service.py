@@ -44,6 +44,7 @@ from jisr.assistant.schemas import (
     ProcedureRef,
     ProcedureTitle,
 )
+from jisr.core.arabic import normalize_arabic
 from jisr.core.i18n import _, gettext
 from jisr.core.logging import get_logger
 from jisr.services import service as catalogue_service
@@ -210,7 +211,8 @@ class Assistant:
             country_prior=None if country else understood.country_prior,
             mode=mode,
             bm25_weight=BM25_WEIGHT_ARABIZI if understood.variety == "darija_latn" else BM25_WEIGHT,
-            embed_text=understood.embed_text,
+            # the e5 baseline reads the question as typed, the assistant its MSA rendering
+            embed_text=normalize_arabic(understood.text) if mode == "e5" else understood.embed_text,
             intents=understood.intents,
         )
 
