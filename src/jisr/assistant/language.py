@@ -274,6 +274,8 @@ _ARABIC_SUFFIXES = (
     *("هما", "كما", "ها", "هم", "هن", "كم", "نا"),
     *("ات", "ون", "ين", "تي", "ته", "ي", "ه", "ت"),
 )
+_DARIJA_PRESENT = ("كن", "كت", "كي")
+"""Darija's present-tense ``ك`` before the person prefix: ``كنسجلو`` → ``نسجلو``."""
 _LATIN_SUFFIXES = (
     *("ements", "ement", "ations", "ation", "ings", "ing", "als", "al"),
     *("ers", "er", "es", "ed", "e", "s"),
@@ -281,15 +283,24 @@ _LATIN_SUFFIXES = (
 
 
 def stem(word: str) -> str:
-    """A light stem of a folded word, for BM25: the Arabic article and its proclitics, then
-    one pronoun or plural suffix (``سيارتي`` and ``السياره`` both give ``سيار``); French and
-    English plural and verb endings (``declarer`` and ``declaration`` give ``declar``).
-    Stems keep at least three letters; digits and short words are left alone."""
+    """A light stem of a folded word, for BM25: Darija's present-tense ``ك`` in words of six
+    letters or more (``كنسجلو`` → ``نسجلو``; not ``كيفاش``), the Arabic article and its
+    proclitics, the ``ا`` of the verbal noun ``استفعال`` (``استقدام`` → ``استقدم``, the verb
+    people use), then one pronoun or plural suffix (``سيارتي`` and ``السياره`` both give
+    ``سيار``); French and English plural and verb endings (``declarer`` and
+    ``declaration`` give ``declar``). Stems keep at least three letters; digits and short
+    words are left alone."""
     if contains_arabic(word):
+        for prefix in _DARIJA_PRESENT:
+            if word.startswith(prefix) and len(word) - len(prefix) >= 4:
+                word = word[1:]  # كنسجلو → نسجلو
+                break
         for prefix in _ARABIC_PREFIXES:
             if word.startswith(prefix) and len(word) - len(prefix) >= 3:
                 word = word[len(prefix) :]
                 break
+        if word.startswith("است") and len(word) >= 7 and word[5] == "ا":
+            word = word[:5] + word[6:]  # the verbal noun استقدام → its verb استقدم
         for suffix in _ARABIC_SUFFIXES:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 return word[: -len(suffix)]
