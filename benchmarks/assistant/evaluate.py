@@ -11,7 +11,8 @@ procedure (``expected`` its id), or ``out_of_scope`` / ``adversarial`` (``expect
 the same run, over the same index:
 
 * ``fused``: the assistant's ranking (e5 with BM25 as a thresholded second signal, country
-  hints); ``e5``: multilingual-e5-small alone; ``bm25``: BM25 alone (the baselines) — each
+  hints); ``e5``: multilingual-e5-small alone, reading the question as typed (not its MSA
+  rendering); ``bm25``: BM25 alone, reading what the assistant's BM25 reads (the baselines) — each
   with top-1, top-3 and MRR (over the three best) per variety and over all;
 * ``answered``: per variety, the share of questions whose answer names the expected procedure
   (``procedure``, after the no-match and clarification decisions); ``clarified``: the share
