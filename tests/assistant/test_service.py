@@ -196,3 +196,50 @@ def test_arabizi_and_gulf_questions_find_their_country(small_assistant: Assistan
     assert darija.language == "ar"
     gulf = assistant_service.ask("البطاقة ضاعت ابي بدل فاقد")
     assert gulf.procedure is not None and gulf.procedure.id == "qa-qid-replacement"
+
+
+def test_the_variety_prior_lowers_the_other_country_and_raises_none(
+    small_assistant: Assistant,
+) -> None:
+    index = small_assistant.index
+
+    def scores(**options: Any) -> dict[str, float]:
+        ranked = index.search("بطاقة", limit=len(index.ids), **options)
+        return {s.id: s.score for s in ranked}
+
+    plain, prior = scores(), scores(country_prior="QA")
+    for procedure_id, score in prior.items():
+        if procedure_id.startswith("qa-"):
+            assert score == pytest.approx(plain[procedure_id])  # never lifted over a threshold
+        else:
+            gap = plain[procedure_id] - score
+            assert gap == pytest.approx(assistant_index.PRIOR_WEIGHT, abs=1e-4)
+
+
+class _RecordingIndex(_FixedIndex):
+    def __init__(self, *scored: Scored) -> None:
+        super().__init__(*scored)
+        self.embedded: list[str] = []
+
+    def search(self, text: str, **options: Any) -> list[Scored]:
+        self.embedded.append(options["embed_text"])
+        return self.scored
+
+
+def test_e5_reads_the_msa_rendering_and_its_baseline_the_question() -> None:
+    index = _RecordingIndex(_scored("ma-passport", 0.99))
+    assistant = Assistant(cast(Index, index))
+    assistant.rank("شنو الوراق ديال الباسبور؟")
+    assistant.rank("شنو الوراق ديال الباسبور؟", mode="e5")
+    assert index.embedded == ["ما الوثايق جواز السفر", "شنو الوراق ديال الباسبور؟"]
+
+
+def test_long_questions_are_embedded_without_stop_words_and_embeddings_are_cached() -> None:
+    short = "How do I renew my passport?"
+    assert assistant_index.query_text(short) == short
+    long = "Hello, I would like to know how I can renew the passport of my son " * 3
+    trimmed = assistant_index.query_text(long)
+    assert "passport" in trimmed and " the " not in f" {trimmed} " and len(trimmed) < len(long)
+    first = assistant_index.embed_query(short)
+    assert assistant_index.embed_query(short) is first  # from the cache
+    assert not first.flags.writeable  # shared: nobody may change it
