@@ -50,6 +50,8 @@ import queue
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -325,8 +327,7 @@ class GatewayRuntime:
         """One transaction for the whole batch (runs in a worker thread). Optimistic: any
         error (a replayed id, say) aborts it, and ``_write`` retries each record alone. A bare
         connection transaction, no ORM session: nothing here needs one."""
-        connection = self._log_connection()
-        with connection.begin():
+        with self._log_connection() as connection, connection.begin():
             _remember(connection, batch)
             audit.write_many(
                 connection,
@@ -336,15 +337,22 @@ class GatewayRuntime:
                 checkpoint_every=self.settings.audit_checkpoint_every,
             )
 
-    def _log_connection(self) -> sa.Connection:
-        """The connection the log writes on, held between batches: taking one from the pool
-        and giving it back (a rollback) for every batch made a one-record batch cost 0.21 ms
-        CPU against 0.15 ms (medians of three alternated micro-benchmark runs of
-        ``_append``). A new one after it broke."""
+    @contextmanager
+    def _log_connection(self) -> Iterator[sa.Connection]:
+        """The connection the log writes on. On SQLite (the log written on the event loop),
+        held between batches: taking one from the pool and giving it back (a rollback) for
+        every batch made a one-record batch cost 0.21 ms CPU against 0.15 ms (medians of
+        three alternated micro-benchmark runs of ``_append``); a new one after it broke. In
+        the writer thread (other databases), one from the pool per batch, given back by the
+        thread that used it: a held one outlived the gateway (nothing closed it there)."""
+        if not self._inline:
+            with self.node.engine.connect() as connection:
+                yield connection
+            return
         held = self._held
         if held is None or held.closed or held.invalidated:
             held = self._held = self.node.engine.connect()
-        return held
+        yield held
 
     def close(self) -> None:
         """Give the log's connection back (``jisr.exchange.server`` calls this at the end)."""
@@ -353,8 +361,7 @@ class GatewayRuntime:
             held.close()
 
     def _append_alone(self, item: _Pending) -> None:
-        connection = self._log_connection()
-        with connection.begin():
+        with self._log_connection() as connection, connection.begin():
             _remember(connection, [item])
             audit.write_many(
                 connection,
