@@ -12,12 +12,14 @@ import dataclasses
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
@@ -92,6 +94,18 @@ def _registry(directory: Path) -> tuple[Instance, Any]:
     return instance, instance.node(REGISTRY_NODE)
 
 
+@contextmanager
+def _registry_session(directory: Path) -> Iterator[tuple[Any, Session]]:
+    """The registry node of the instance in ``directory`` and one session of it (committed
+    on success); the instance is closed afterwards, also after an error."""
+    instance, registry = _registry(directory)
+    try:
+        with registry.session() as session:
+            yield registry, session
+    finally:
+        instance.close()
+
+
 # --- members, subsystems, services -----------------------------------------------------------
 
 
@@ -102,25 +116,21 @@ def member_add(
     directory: Path = DirOption,
 ) -> None:
     """Register a member organisation."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         info = service.add_member(
             session,
             member=MemberId.parse(member),
             name=name,
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     out.print(f"Member {info.id} added.")
 
 
 @member_app.command("list")
 def member_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """List members."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = service.list_members(session)
-    instance.close()
     _emit(items, as_json, lambda m: f"{m.id}  {m.name}")
 
 
@@ -130,24 +140,20 @@ def subsystem_add(
     directory: Path = DirOption,
 ) -> None:
     """Register a subsystem of a member."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         added = service.add_subsystem(
             session,
             subsystem=SubsystemId.parse(subsystem),
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     out.print(f"Subsystem {added} added.")
 
 
 @subsystem_app.command("list")
 def subsystem_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """List subsystems."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = service.list_subsystems(session)
-    instance.close()
     if as_json:
         out.print_json(json.dumps(items))
     else:
@@ -164,8 +170,7 @@ def service_add(
 ) -> None:
     """Register a service and where its information system answers."""
     document = openapi.read_text(encoding="utf-8") if openapi else None
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         info = service.add_service(
             session,
             service=ServiceId.parse(service_id),
@@ -173,17 +178,14 @@ def service_add(
             openapi=document,
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     out.print(f"Service {info.id} added ({info.base_url}).")
 
 
 @service_app.command("list")
 def service_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """List services."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = service.list_services(session)
-    instance.close()
     _emit(items, as_json, lambda s: f"{s.id}  {s.base_url}")
 
 
@@ -211,8 +213,7 @@ def _change_access(
     path: str,
 ) -> service.AccessRightInfo:
     """Grant or revoke (``change``) the access right of a client or a local group."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         info = change(
             session,
             service=ServiceId.parse(service_id),
@@ -222,7 +223,6 @@ def _change_access(
             path=path,
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     return info
 
 
@@ -261,11 +261,9 @@ def access_list(
     as_json: bool = JsonOption,
 ) -> None:
     """List access rights."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         only = ServiceId.parse(service_id) if service_id else None
         items = service.list_access(session, service=only)
-    instance.close()
     _emit(items, as_json, lambda a: f"{a.client} -> {a.service}  {a.method} {a.path}")
 
 
@@ -288,8 +286,7 @@ def _change_group(
     change: Callable[..., service.GroupInfo],
 ) -> service.GroupInfo:
     """Add or remove (``change``) each client in turn; the group as the last change left it."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         signer = registry.checkpoint_signer(session)
         for client in clients:
             info = change(
@@ -299,7 +296,6 @@ def _change_group(
                 client=SubsystemId.parse(client),
                 signer=signer,
             )
-    instance.close()
     return info
 
 
@@ -311,8 +307,7 @@ def group_create(
     directory: Path = DirOption,
 ) -> None:
     """Create an empty local group of a member."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         info = service.add_group(
             session,
             member=MemberId.parse(member),
@@ -320,7 +315,6 @@ def group_create(
             description=description,
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     out.print(f"Group {info.code} of {info.member} created.")
 
 
@@ -329,15 +323,13 @@ def group_delete(
     member: str = MemberArgument, code: str = CodeArgument, directory: Path = DirOption
 ) -> None:
     """Delete a local group, and the access rights granted to it."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         service.delete_group(
             session,
             member=MemberId.parse(member),
             code=code,
             signer=registry.checkpoint_signer(session),
         )
-    instance.close()
     out.print(f"Group {code} of {member} deleted.")
 
 
@@ -372,10 +364,8 @@ def group_list(
     as_json: bool = JsonOption,
 ) -> None:
     """List local groups and their subsystems."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = service.list_groups(session, member=MemberId.parse(member) if member else None)
-    instance.close()
     _emit(items, as_json, lambda g: f"{g.member} {g.code}: {', '.join(g.clients) or '(empty)'}")
 
 
@@ -409,10 +399,8 @@ def federation_sync(
 @federation_app.command("list")
 def federation_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """List the federated instances' shared parameters held."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = federation.list_peer_confs(session)
-    instance.close()
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(i) for i in items], default=str))
         return
@@ -448,10 +436,8 @@ def gateway_add(
 @gateway_app.command("list")
 def gateway_list(directory: Path = DirOption, as_json: bool = JsonOption) -> None:
     """List gateways."""
-    instance, registry = _registry(directory)
-    with registry.session() as session:
+    with _registry_session(directory) as (registry, session):
         items = service.list_gateways(session)
-    instance.close()
     if as_json:
         out.print_json(
             json.dumps([{"name": g.name, "member": g.member, "address": g.address} for g in items])
