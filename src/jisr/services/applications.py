@@ -36,10 +36,11 @@ import statistics
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.interfaces import ORMOption
 
 from jisr.core.clock import utcnow
 from jisr.core.i18n import _, gettext
@@ -162,6 +163,7 @@ class TaskInfo:
     result: dict[str, Any] | None
     created_at: dt.datetime
     completed_at: dt.datetime | None
+    application_state: str
 
 
 @dataclass(frozen=True)
@@ -412,25 +414,73 @@ def _task_info(row: Task, application: Application) -> TaskInfo:
         result=row.result,
         created_at=row.created_at,
         completed_at=row.completed_at,
+        application_state=application.state,
     )
+
+
+_CHUNK = 500
+_Related = TypeVar("_Related", EvidenceRecord, UploadedDocument, Task, StateChange)
+
+
+def _grouped(
+    session: Session,
+    model: type[_Related],
+    keys: Sequence[int],
+    *order: Any,
+    options: Sequence[ORMOption] = (),
+) -> dict[int, list[_Related]]:
+    """The rows of ``model`` of the applications ``keys``, per application, in ``order``:
+    one query per chunk of 500 applications (what ``selectinload`` does), never one per
+    application."""
+    found: dict[int, list[_Related]] = {key: [] for key in keys}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        query = (
+            sa.select(model)
+            .where(model.application_id.in_(chunk))
+            .order_by(model.application_id, *order)
+        )
+        for item in session.scalars(query.options(*options)):
+            if item.application_id is not None:
+                found[item.application_id].append(item)
+    return found
+
+
+def _infos(session: Session, rows: Sequence[Application]) -> list[ApplicationInfo]:
+    """The views of ``rows``, their evidence, uploads, tasks and history loaded in four
+    queries for all of them (not four per application)."""
+    keys = [row.id for row in rows]
+    evidence = _grouped(
+        session, EvidenceRecord, keys, EvidenceRecord.required_index, EvidenceRecord.id
+    )
+    # the uploads' content stays in the database: a view never shows it
+    uploads = _grouped(
+        session,
+        UploadedDocument,
+        keys,
+        UploadedDocument.id,
+        options=[defer(UploadedDocument.content)],
+    )
+    tasks = _grouped(session, Task, keys, Task.id)
+    history = _grouped(session, StateChange, keys, StateChange.id)
+    return [
+        _view(row, evidence[row.id], uploads[row.id], tasks[row.id], history[row.id])
+        for row in rows
+    ]
 
 
 def _info(session: Session, row: Application) -> ApplicationInfo:
+    return _infos(session, [row])[0]
+
+
+def _view(
+    row: Application,
+    evidence: Sequence[EvidenceRecord],
+    uploads: Sequence[UploadedDocument],
+    tasks: Sequence[Task],
+    history: Sequence[StateChange],
+) -> ApplicationInfo:
     procedure = catalogue.get_procedure(row.procedure_id)
-    evidence = session.scalars(
-        sa.select(EvidenceRecord)
-        .where(EvidenceRecord.application_id == row.id)
-        .order_by(EvidenceRecord.required_index)
-    ).all()
-    uploads = session.scalars(
-        sa.select(UploadedDocument)
-        .where(UploadedDocument.application_id == row.id)
-        .order_by(UploadedDocument.id)
-    ).all()
-    tasks = session.scalars(sa.select(Task).where(Task.application_id == row.id).order_by(Task.id))
-    history = session.scalars(
-        sa.select(StateChange).where(StateChange.application_id == row.id).order_by(StateChange.id)
-    )
     return ApplicationInfo(
         application_id=row.application_id,
         procedure_id=row.procedure_id,
@@ -512,7 +562,7 @@ def list_applications(
         query = query.where(Application.procedure_id == procedure_id)
     order = Application.id.desc() if newest_first else Application.id
     rows = session.scalars(query.order_by(order).offset(max(offset, 0)).limit(max(limit, 0)))
-    return [_info(session, row) for row in rows]
+    return _infos(session, list(rows))
 
 
 def _task_row(session: Session, task_id: str) -> tuple[Task, Application]:

@@ -560,10 +560,6 @@ async def upload_document(
 # --- tasks ----------------------------------------------------------------------------------
 
 
-def _task_state(session: Session, task: apps.TaskInfo) -> str:
-    return apps.get_application(session, task.application_id).state
-
-
 @router.get("/tasks", responses=_AUTH)
 def list_tasks(
     who: CallerDep,
@@ -589,7 +585,7 @@ def list_tasks(
         found = [t for t in found if t.task_id == mainTaskId]
     if page.newest_first:
         found.reverse()
-    return [_task(t, _task_state(session, t), language) for t in found]
+    return [_task(t, t.application_state, language) for t in found]
 
 
 def _own_task(session: Session, who: Caller, task_id: str) -> apps.TaskInfo:
@@ -610,7 +606,7 @@ def get_task(
 ) -> dict[str, Any]:
     """One task (GovStack ``dataUserTaskResponse``)."""
     task = _own_task(session, who, taskId)
-    return _task(task, _task_state(session, task), language, full=True)
+    return _task(task, task.application_state, language, full=True)
 
 
 @router.post("/tasks/{taskId}/complete", responses=_AUTH)
