@@ -72,7 +72,9 @@ def _grow(node: Any, national_id: str, total: int) -> None:
     with node.session() as session:
         first = apps.list_applications(session, national_id=national_id, limit=1)[0]
         if first.state == apps.SUBMITTED:
-            apps.take_in_review(session, node=node, application_id=first.application_id, officer=MOI)
+            apps.take_in_review(
+                session, node=node, application_id=first.application_id, officer=MOI
+            )
             apps.request_information(
                 session,
                 node=node,
@@ -117,7 +119,9 @@ def test_service_listings_do_not_grow_with_the_rows(world: World) -> None:
             "tasks of an agency": lambda s: apps.list_tasks(s, agency=MOI.agency, open_only=True),
         }.items():
             with node.session() as session:
-                found[name] = _measure(node.engine, lambda: len(call(session)))
+                found[name] = _measure(
+                    node.engine, lambda call=call, session=session: len(call(session))
+                )
         return found
 
     _grow(node, person, 1)
