@@ -1,9 +1,10 @@
 """Evaluate the assistant on ``dev.jsonl`` or ``test.jsonl``: top-1, top-3, MRR, refusals, latency.
 
-Two sets of questions, in the same format: ``dev.jsonl`` (338 questions; every constant, word
-list and threshold of the assistant was chosen on it) and ``test.jsonl`` (202 questions
-written afterwards, independently of the aliases and of the dev questions, never used for
-tuning: only its aggregate figures are looked at). ``--set test`` evaluates the second.
+Two sets of questions, in the same format: ``dev.jsonl`` (540 questions: the first dev set and
+the first held-out set, both consulted since; every constant, word list and threshold of the
+assistant is chosen on it) and ``test.jsonl`` (a fresh blind set, written independently of the
+aliases and of the dev questions, never used for tuning: only its aggregate figures are
+looked at, once). ``--set test`` evaluates the second.
 
 Each line of a set is ``{"question", "variety", "expected"}``: ``variety`` one of ``msa``,
 ``darija_ar``, ``darija_latn`` (Arabizi), ``gulf``, ``fr``, ``en`` for questions about a
@@ -30,8 +31,11 @@ The last line printed is one JSON object of every figure.
 each variety about them, and the first ``REDUCED_PER_VARIETY`` out-of-scope and adversarial
 questions. Its figures are higher than the full set's (fewer procedures to confuse).
 
+``--misses`` also prints each question whose fused ranking misses (the question, the expected
+procedure, the three best), before the JSON line.
+
     .venv/bin/python benchmarks/assistant/evaluate.py [--set dev|test] [--reduced] [--limit N]
-        [--sweep]
+        [--sweep] [--misses]
 """
 
 from __future__ import annotations
@@ -109,8 +113,14 @@ def _share(values: list[float]) -> float:
     return round(statistics.fmean(values), 3) if values else 0.0
 
 
-def evaluate(rows: list[dict[str, Any]], assistant: Assistant, **search: Any) -> dict[str, Any]:
-    """Every figure of the module docstring for ``rows``."""
+def evaluate(
+    rows: list[dict[str, Any]],
+    assistant: Assistant,
+    misses: list[dict[str, Any]] | None = None,
+    **search: Any,
+) -> dict[str, Any]:
+    """Every figure of the module docstring for ``rows``; each question the fused ranking
+    does not put first is appended to ``misses`` when given."""
     ranks: dict[str, dict[str, list[int]]] = {m: defaultdict(list) for m in MODES}
     answered: dict[str, list[float]] = defaultdict(list)
     clarified: dict[str, list[float]] = defaultdict(list)
@@ -134,6 +144,8 @@ def evaluate(rows: list[dict[str, Any]], assistant: Assistant, **search: Any) ->
         for mode in MODES:
             ids = [s.id for s in assistant.rank(question, mode=mode, **search)]
             ranks[mode][variety].append(ids.index(expected) + 1 if expected in ids else 0)
+            if mode == "fused" and misses is not None and ids[:1] != [expected]:
+                misses.append(row | {"got": ids})
 
     result: dict[str, Any] = {"questions": len(rows)}
     for mode in MODES:
@@ -184,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reduced", action="store_true", help="The fixed subset CI runs.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
     parser.add_argument("--sweep", action="store_true", help="Also try BM25 weights/thresholds.")
+    parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="Also print each question the fused ranking misses (question, expected, top 3).",
+    )
     args = parser.parse_args(argv)
     rows = load(SETS[args.set], limit=args.limit)
     procedures = None
@@ -200,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.sweep:
         _sweep(rows, assistant)
-    result = evaluate(rows, assistant)
+    missed: list[dict[str, Any]] = []
+    result = evaluate(rows, assistant, misses=missed if args.misses else None)
+    for miss in sorted(missed, key=lambda m: m["variety"]):
+        print(f"MISS {miss['variety']:<12} {miss['question']}")
+        print(f"     expected {miss['expected']}  got {' | '.join(miss['got'])}")
     result["set"] = "reduced" if args.reduced else "full"
     result["questions_file"] = args.set
     _print_table(result)

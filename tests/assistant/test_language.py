@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from jisr.assistant.index import bm25_tokens
+from jisr.assistant.index import bm25_tokens, query_tokens
 from jisr.assistant.language import (
     clean,
+    clitic_forms,
     expand,
     fold,
     identify,
@@ -89,6 +90,38 @@ def test_stem_and_bm25_tokens() -> None:
     assert "كيفاش" not in tokens and "ديالي" not in tokens  # stop words
     assert "بطاق" in tokens
     assert bm25_tokens("How do I renew my CNIE?") == ["renew", "cnie"]
+
+
+def test_clitic_forms() -> None:
+    assert "بغيت" in clitic_forms(fold("وبغيت"))  # and
+    assert "قطر" in clitic_forms(fold("فقطر"))  # in (Darija)
+    assert "وفاه" in clitic_forms(fold("بوفاة"))  # with, no article
+    assert "خدمه" in clitic_forms(fold("وبخدمة"))  # two proclitics
+    assert clitic_forms(fold("ماعنديش"))[0] == "عندي"  # the negation ما…ش
+    assert "عندي" in clitic_forms(fold("عنديش"))
+    assert "نخلص" in clitic_forms(fold("تنخلص"))  # the Darija present تا-
+    assert "نجدد" in clitic_forms(fold("غانجدد"))  # the Darija future غا-
+    assert "البطاقه" in clitic_forms(fold("دالبطاقة"))  # the genitive د
+    assert "اقامه" in clitic_forms(fold("اقامتها"))  # the feminine ت before a pronoun
+    assert clitic_forms("passport") == [] and "ب" not in clitic_forms("بك")
+
+
+def test_render_reads_darija_present_and_future_prefixes() -> None:
+    from jisr.assistant.language import render_msa
+
+    # كنخلص, تنخلص (present, east and south) and غنخلص (future) are all نخلص
+    assert render_msa("تنخلص", "darija") == render_msa("كنخلص", "darija")
+    assert render_msa("غنخلص", "darija") == render_msa("كنخلص", "darija") != "غنخلص"
+
+
+def test_query_tokens_read_clitics_against_the_catalogue() -> None:
+    known = {"وفا", "قطر", "اقام", "بنك"}
+    assert query_tokens("بوفاة", known) == ["وفا"]
+    assert query_tokens("فقطر", known) == ["قطر"]
+    assert query_tokens("إقامتها", known) == ["اقام"]
+    # a known word keeps its letters; an unknown reading is not taken
+    assert query_tokens("بنك", known) == ["بنك"]
+    assert query_tokens("فلان", known) == bm25_tokens("فلان")
 
 
 def test_clean_removes_controls_and_cuts() -> None:

@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 
 from jisr.assistant.language import (
     LEXICON_PATH,
+    clitic_forms,
     fold,
     intents_of,
     lexicon,
@@ -113,6 +114,29 @@ def bm25_tokens(text: str) -> list[str]:
     (``language.stem``)."""
     stop = lexicon()["stopwords"]
     return [stem(word) for word in words(text) if word not in stop]
+
+
+def query_tokens(text: str, known: frozenset[str] | set[str]) -> list[str]:
+    """``bm25_tokens`` of a question, each word the catalogue does not know (its stem is not in
+    ``known``, the BM25 terms) read without its clitics when that reading is known
+    (``language.clitic_forms``: ``وبغيت``, ``فقطر``, ``ماعنديش``, ``تنخلص``, ``اقامتها``)."""
+    stop = lexicon()["stopwords"]
+    out: list[str] = []
+    for word in words(text):
+        if word in stop:
+            continue
+        token = stem(word)
+        if token not in known:
+            token = next(
+                (
+                    stem(form)
+                    for form in clitic_forms(word)
+                    if form not in stop and stem(form) in known
+                ),
+                token,
+            )
+        out.append(token)
+    return out
 
 
 def catalogue_vocabulary(procedures: Sequence[Procedure]) -> frozenset[str]:
@@ -252,6 +276,8 @@ class Index:
             bm25_tokens(" ".join(passages[i] for i in np.flatnonzero(owners == n)))
             for n in range(len(procedures))
         ]
+        self.terms = frozenset(t for document in corpus for t in document)
+        """The BM25 terms of the catalogue (what ``query_tokens`` reads clitics against)."""
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
 
@@ -309,7 +335,7 @@ class Index:
         return best
 
     def bm25_scores(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
-        tokens = bm25_tokens(text)
+        tokens = query_tokens(text, self.terms)
         if not tokens:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
@@ -401,5 +427,6 @@ __all__ = [
     "fingerprint",
     "passages_of",
     "query_text",
+    "query_tokens",
     "warm",
 ]

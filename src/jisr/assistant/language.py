@@ -165,8 +165,13 @@ _RENDER_PREFIXES = (
 """Conjunction, preposition and article written before a dialect word, and how the MSA
 rendering writes them (Darija ``ف`` is ``في``); the article is kept first (``بالخدامة`` is
 looked up as ``الخدامة``, a noun, before ``خدامة``)."""
-_DARIJA_VERB_PREFIXES = (("كن", "ن"), ("كت", "ت"), ("كي", "ي"))
-"""Darija present-tense ``ك`` before the person prefix (``كنخلص`` is ``نخلص``)."""
+_DARIJA_VERB_PREFIXES = (
+    *(("كن", "ن"), ("كت", "ت"), ("كي", "ي")),
+    *(("تن", "ن"), ("تت", "ت"), ("تي", "ي")),
+    *(("غان", "ن"), ("غات", "ت"), ("غاي", "ي"), ("غن", "ن"), ("غت", "ت"), ("غي", "ي")),
+)
+"""Darija present-tense ``ك`` (``تـ`` in the east and the south) and future ``غا``/``غ``
+before the person prefix (``كنخلص``, ``تنخلص`` are ``نخلص``; ``غانجدد`` is ``نجدد``)."""
 MAX_PHRASE_WORDS = 3
 
 
@@ -311,6 +316,59 @@ def stem(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
             return word[: -len(suffix)]
     return word
+
+
+_PROCLITICS = ("و", "ف", "ب", "ل", "ك")
+"""One-letter proclitics written before a word without the article: and, in (Darija), with,
+to, like (``وبغيت``, ``فقطر``, ``بوفاة``, ``لاقامة``)."""
+_DARIJA_VERB_MOOD = ("كا", "تا", "غا", "ك", "ت", "غ")
+"""Darija present (``كا``/``تا``, ``كنخلص``, ``تنخلص``) and future (``غا``, ``غنمشي``,
+``غانجدد``) prefixes, written before the person prefix ``ن``/``ت``/``ي``."""
+_PRONOUNS = ("هما", "كما", "ها", "هم", "هن", "كم", "نا", "ك", "ه", "ي")
+
+
+def clitic_forms(word: str) -> list[str]:
+    """Other readings of a folded Arabic word without the clitics that ``stem`` leaves on
+    (it strips only what is never part of a word): a one-letter proclitic (``وبغيت`` →
+    ``بغيت``, ``فقطر`` → ``قطر``, ``بوفاه`` → ``وفاه``), two of them (``وبالخدمه``), the
+    Darija negation ``ما…ش`` (``ماعنديش``, ``عنديش`` → ``عندي``), the Darija present and future
+    prefixes (``تنخلص``, ``غانجدد`` → ``نخلص``, ``نجدد``), the genitive ``د`` before the
+    article (``دالبطاقه``), and the ``ت`` of a feminine noun before a pronoun (``اقامتها`` →
+    ``اقامه``). Most plausible first; none shorter than three letters. What BM25 keeps of
+    them is decided against the catalogue's words (``Index``): alone, they would turn
+    ``بنك`` into ``نك``."""
+    if not contains_arabic(word):
+        return []
+    found: list[str] = []
+
+    def add(form: str) -> None:
+        if len(form) >= 3 and form != word and form not in found:
+            found.append(form)
+
+    bare = word
+    if bare.startswith("ما") and bare.endswith("ش") and len(bare) >= 6:
+        bare = bare[2:-1]  # ماعنديش → عندي
+        add(bare)
+    elif bare.endswith("ش") and len(bare) >= 5:
+        add(bare[:-1])  # عنديش → عندي (ما written apart)
+    for first in _PROCLITICS:
+        if bare.startswith(first):
+            rest = bare[1:]
+            add(rest)
+            for second in ("ب", "ل", "ف", "ك"):
+                if first == "و" and rest.startswith(second):
+                    add(rest[1:])
+    if bare.startswith("دال") and len(bare) >= 6:
+        add(bare[1:])  # دالبطاقه → البطاقه
+    for mood in _DARIJA_VERB_MOOD:
+        if bare.startswith(mood) and bare[len(mood) : len(mood) + 1] in ("ن", "ت", "ي"):
+            add(bare[len(mood) :])  # تنخلص → نخلص, غانجدد → نجدد
+            break
+    for pronoun in _PRONOUNS:
+        if bare.endswith("ت" + pronoun) and len(bare) - len(pronoun) >= 4:
+            add(bare[: -len(pronoun) - 1] + "ه")  # اقامتها → اقامه
+            break
+    return found
 
 
 def words(text: str) -> list[str]:
@@ -632,6 +690,7 @@ __all__ = [
     "Understanding",
     "Variety",
     "clean",
+    "clitic_forms",
     "DIALECT_PATH",
     "dialect_table",
     "dialect_vocabulary",
