@@ -9,6 +9,7 @@ records the change on the node's audit chain.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,29 +19,63 @@ import typer
 from rich.console import Console
 
 from jisr.core.errors import InvalidInput
-from jisr.core.i18n import _
+from jisr.core.i18n import _, gettext, negotiate
 from jisr.core.instance import REGISTRY_NODE, Instance, Node
 from jisr.exchange import pubsub, service
 from jisr.exchange.errors import GatewayNotFound, SubsystemNotFound
 from jisr.exchange.identifiers import SubsystemId, gateway_name
 
+
+def operator_language() -> str:
+    """The operator's language: ``JISR_LANGUAGE``, else the locale; English by default (as
+    ``jisr.cli.cli_language``, which a block does not import)."""
+    wanted = (
+        os.environ.get("JISR_LANGUAGE")
+        or os.environ.get("LANGUAGE")
+        or os.environ.get("LC_ALL")
+        or os.environ.get("LANG")
+        or ""
+    )
+    return negotiate(wanted.replace("_", "-").split(".")[0], default="en")
+
+
+def say(message: str, **params: object) -> str:
+    """``message`` (an English text marked with ``_()``) in the operator's language, with
+    ``params`` filled in. Help texts are translated when the command is loaded."""
+    text = gettext(message, operator_language())
+    return text.format(**params) if params else text
+
+
 app = typer.Typer(
-    help="Pub/sub rooms on the gateways: event types, publish and subscribe rights, subscriptions.",
+    help=say(
+        _(
+            "Pub/sub rooms on the gateways: event types, publish and subscribe rights, "
+            "subscriptions."
+        )
+    ),
     no_args_is_help=True,
 )
-type_app = typer.Typer(help="Event types of a room, with their JSON Schema.", no_args_is_help=True)
-subscription_app = typer.Typer(help="Subscriptions to a room's event types.", no_args_is_help=True)
+type_app = typer.Typer(
+    help=say(_("Event types of a room, with their JSON Schema.")), no_args_is_help=True
+)
+subscription_app = typer.Typer(
+    help=say(_("Subscriptions to a room's event types.")), no_args_is_help=True
+)
 app.add_typer(type_app, name="type")
 app.add_typer(subscription_app, name="subscription")
 
 out = Console(highlight=False, soft_wrap=True)
 T = TypeVar("T")
-DirOption = typer.Option(..., "--dir", "-d", help="The instance directory (made by `jisr init`).")
-JsonOption = typer.Option(False, "--json", help="Print JSON.")
-RoomArgument = typer.Argument(..., help="The room: a subsystem, INSTANCE/CLASS/MEMBER/CODE.")
-TypeArgument = typer.Argument(..., help="The event type, e.g. newBirth.")
+DirOption = typer.Option(
+    ..., "--dir", "-d", help=say(_("The instance directory (made by `jisr init`)."))
+)
+JsonOption = typer.Option(False, "--json", help=say(_("Print JSON.")))
+RoomArgument = typer.Argument(
+    ..., help=say(_("The room: a subsystem, INSTANCE/CLASS/MEMBER/CODE."))
+)
+TypeArgument = typer.Argument(..., help=say(_("The event type, e.g. newBirth.")))
 SchemaOption = typer.Option(
-    ..., "--schema", exists=True, dir_okay=False, help="A JSON Schema file."
+    ..., "--schema", exists=True, dir_okay=False, help=say(_("A JSON Schema file."))
 )
 
 
@@ -98,14 +133,15 @@ def _change_rights(
     return grantee, actions
 
 
-@type_app.command("add")
+@type_app.command(
+    "add", help=say(_("Create an event type in a room; its events must satisfy the JSON Schema."))
+)
 def type_add(
     room: str = RoomArgument,
     name: str = TypeArgument,
     schema: Path = SchemaOption,
     directory: Path = DirOption,
 ) -> None:
-    """Create an event type in a room; its events must satisfy the JSON Schema."""
     try:
         document = json.loads(schema.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
@@ -115,87 +151,100 @@ def type_add(
             session, room=parsed, name=name, schema=document, created_by="cli"
         )
         node.record(session, "exchange.pubsub.event-type.created", {"room": room, "name": name})
-    out.print(f"Event type {info.name} created in room {info.room}.")
+    out.print(say(_("Event type {name} created in room {room}."), name=info.name, room=info.room))
 
 
-@type_app.command("list")
+@type_app.command("list", help=say(_("List a room's event types.")))
 def type_list(
     room: str = RoomArgument, directory: Path = DirOption, as_json: bool = JsonOption
 ) -> None:
-    """List a room's event types."""
     with _room(directory, room) as (node, parsed), node.session() as session:
         items = pubsub.list_event_types(session, room=parsed)
     _emit(
         items,
         as_json,
-        lambda i: f"{i.name}  (created {i.created_at} by {i.created_by})",
+        lambda i: say(
+            _("{name}  (created {at} by {by})"), name=i.name, at=i.created_at, by=i.created_by
+        ),
         json_of=lambda i: i.to_api(),
     )
 
 
-@type_app.command("show")
+@type_app.command("show", help=say(_("Print an event type and its JSON Schema.")))
 def type_show(
     room: str = RoomArgument, name: str = TypeArgument, directory: Path = DirOption
 ) -> None:
-    """Print an event type and its JSON Schema."""
     with _room(directory, room) as (node, parsed), node.session() as session:
         info = pubsub.get_event_type(session, room=parsed, name=name)
     out.print_json(json.dumps(info.to_api()))
 
 
-@type_app.command("remove")
+@type_app.command(
+    "remove", help=say(_("Delete an event type with its rights, subscriptions and events."))
+)
 def type_remove(
     room: str = RoomArgument, name: str = TypeArgument, directory: Path = DirOption
 ) -> None:
-    """Delete an event type with its rights, subscriptions and events."""
     with _room(directory, room) as (node, parsed), node.session() as session:
         pubsub.delete_event_type(session, room=parsed, name=name)
         node.record(session, "exchange.pubsub.event-type.deleted", {"room": room, "name": name})
-    out.print(f"Event type {name} deleted from room {room}.")
+    out.print(say(_("Event type {name} deleted from room {room}."), name=name, room=room))
 
 
-@app.command("allow")
+@app.command("allow", help=say(_("Let a subsystem publish and/or subscribe to an event type.")))
 def allow(
     room: str = RoomArgument,
     name: str = TypeArgument,
-    subsystem: str = typer.Argument(..., help="The subsystem given the right."),
-    publish: bool = typer.Option(False, "--publish", help="It may publish."),
-    subscribe: bool = typer.Option(False, "--subscribe", help="It may subscribe."),
+    subsystem: str = typer.Argument(..., help=say(_("The subsystem given the right."))),
+    publish: bool = typer.Option(False, "--publish", help=say(_("It may publish."))),
+    subscribe: bool = typer.Option(False, "--subscribe", help=say(_("It may subscribe."))),
     directory: Path = DirOption,
 ) -> None:
-    """Let a subsystem publish and/or subscribe to an event type."""
     grantee, actions = _change_rights(
         directory, room, name, subsystem, publish, subscribe, pubsub.grant, "granted"
     )
-    out.print(f"{grantee} may {' and '.join(actions)} {name} of room {room}.")
+    if len(actions) == 2:
+        done = _("{subsystem} may publish and subscribe to {name} of room {room}.")
+    elif actions == ["publish"]:
+        done = _("{subsystem} may publish {name} of room {room}.")
+    else:
+        done = _("{subsystem} may subscribe to {name} of room {room}.")
+    out.print(say(done, subsystem=grantee, name=name, room=room))
 
 
-@app.command("deny")
+@app.command(
+    "deny",
+    help=say(_("Withdraw a subsystem's right; withdrawing --subscribe cancels its subscription.")),
+)
 def deny(
     room: str = RoomArgument,
     name: str = TypeArgument,
-    subsystem: str = typer.Argument(..., help="The subsystem losing the right."),
-    publish: bool = typer.Option(False, "--publish", help="Withdraw publishing."),
+    subsystem: str = typer.Argument(..., help=say(_("The subsystem losing the right."))),
+    publish: bool = typer.Option(False, "--publish", help=say(_("Withdraw publishing."))),
     subscribe: bool = typer.Option(
-        False, "--subscribe", help="Withdraw subscribing (and its subscription)."
+        False, "--subscribe", help=say(_("Withdraw subscribing (and its subscription)."))
     ),
     directory: Path = DirOption,
 ) -> None:
-    """Withdraw a subsystem's right; withdrawing --subscribe cancels its subscription."""
     grantee, actions = _change_rights(
         directory, room, name, subsystem, publish, subscribe, pubsub.revoke, "revoked"
     )
-    out.print(f"{grantee} may no longer {' or '.join(actions)} {name} of room {room}.")
+    if len(actions) == 2:
+        done = _("{subsystem} may no longer publish or subscribe to {name} of room {room}.")
+    elif actions == ["publish"]:
+        done = _("{subsystem} may no longer publish {name} of room {room}.")
+    else:
+        done = _("{subsystem} may no longer subscribe to {name} of room {room}.")
+    out.print(say(done, subsystem=grantee, name=name, room=room))
 
 
-@app.command("rights")
+@app.command("rights", help=say(_("List who may publish and subscribe to a room's event types.")))
 def rights(
     room: str = RoomArgument,
-    name: str | None = typer.Argument(None, help="Only this event type."),
+    name: str | None = typer.Argument(None, help=say(_("Only this event type."))),
     directory: Path = DirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List who may publish and subscribe to a room's event types."""
     with _room(directory, room) as (node, parsed), node.session() as session:
         if name is not None:
             pubsub.get_event_type(session, room=parsed, name=name)  # EventTypeNotFound
@@ -207,14 +256,15 @@ def rights(
     )
 
 
-@subscription_app.command("list")
+@subscription_app.command("list", help=say(_("List the subscriptions to a room's event types.")))
 def subscription_list(
     room: str = RoomArgument,
-    subscriber: str | None = typer.Option(None, "--subscriber", help="Only this subscriber."),
+    subscriber: str | None = typer.Option(
+        None, "--subscriber", help=say(_("Only this subscriber."))
+    ),
     directory: Path = DirOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List the subscriptions to a room's event types."""
     who = SubsystemId.parse(subscriber) if subscriber else None
     with _room(directory, room) as (node, parsed), node.session() as session:
         items = pubsub.list_subscriptions(session, room=parsed, subscriber=who)
@@ -229,14 +279,15 @@ def subscription_list(
     )
 
 
-@subscription_app.command("remove")
+@subscription_app.command(
+    "remove", help=say(_("Cancel a subscription (its undelivered events are dropped)."))
+)
 def subscription_remove(
     room: str = RoomArgument,
     name: str = TypeArgument,
-    subscriber: str = typer.Argument(..., help="The subscriber."),
+    subscriber: str = typer.Argument(..., help=say(_("The subscriber."))),
     directory: Path = DirOption,
 ) -> None:
-    """Cancel a subscription (its undelivered events are dropped)."""
     who = SubsystemId.parse(subscriber)
     with _room(directory, room) as (node, parsed), node.session() as session:
         pubsub.cancel_subscription(session, room=parsed, name=name, subscriber=who)
@@ -245,7 +296,9 @@ def subscription_remove(
             "exchange.pubsub.subscription.cancelled",
             {"room": room, "name": name, "subscriber": str(who)},
         )
-    out.print(f"Subscription of {who} to {name} cancelled.")
+    out.print(
+        say(_("Subscription of {subscriber} to {name} cancelled."), subscriber=who, name=name)
+    )
 
 
 def _emit(
@@ -261,7 +314,7 @@ def _emit(
     for item in items:
         out.print(line(item))
     if not items:
-        out.print("(none)")
+        out.print(say(_("(none)")))
 
 
-__all__ = ["app"]
+__all__ = ["app", "operator_language", "say"]
