@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import uuid
-
-import aiohttp
-from aiohttp import web
-from yarl import URL
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
@@ -32,12 +29,13 @@ from jisr.exchange import envelope, metaservices, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.globalconf import GlobalConf, PeerGateway
+from jisr.exchange.http1 import AnswerTooLarge, Request, Response, header
 from jisr.exchange.identifiers import ServiceId, SubsystemId
 from jisr.exchange.proxy import (
-    HTTP,
     JSON_TYPE,
-    RUNTIME,
+    OCTETS,
     Call,
+    Context,
     check_signing_certificate,
     fault_response,
     parse_target,
@@ -48,19 +46,19 @@ from jisr.exchange.proxy import (
 CLIENT_HEADERS = ("X-Road-Client", "Information-Mediator-Client", "X-GovStack-Client")
 
 
-async def handle_client(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
+async def handle_client(context: Context, request: Request) -> Response:
+    runtime = context.runtime
     call = Call(id=(request.headers.get("X-Road-Id") or str(uuid.uuid4()))[:255])
     try:
-        if request.rel_url.raw_path == "/listClients":
+        if request.raw_path == "/listClients":
             return await _list_clients(request, runtime, call)
-        return await _client_call(request, runtime, call)
+        return await _client_call(context, request, call)
     except XRoadFault as fault:
         await refuse(runtime, fault, call, "client")
         return fault_response(fault, call, {})
 
 
-def _client_id(request: web.Request, conf: GlobalConf, runtime: GatewayRuntime) -> SubsystemId:
+def _client_id(request: Request, conf: GlobalConf, runtime: GatewayRuntime) -> SubsystemId:
     values: list[str] = []
     for name in CLIENT_HEADERS:
         values = request.headers.getall(name, [])
@@ -95,12 +93,12 @@ def _usable_conf(runtime: GatewayRuntime) -> GlobalConf:
     return conf
 
 
-async def _list_clients(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+async def _list_clients(request: Request, runtime: GatewayRuntime, call: Call) -> Response:
     conf = _usable_conf(runtime)
     call.service = "listClients"
-    listed = metaservices.list_clients(conf, request.rel_url.query.get("instanceId") or None)
+    listed = metaservices.list_clients(conf, request.query.get("instanceId") or None)
     await _log_meta(runtime, call, 200)
-    return web.Response(
+    return Response(
         body=json.dumps(listed).encode("utf-8"),
         headers={"Content-Type": JSON_TYPE, "X-Road-Id": call.id},
     )
@@ -115,7 +113,8 @@ async def _log_meta(runtime: GatewayRuntime, call: Call, status: int) -> None:
     )
 
 
-async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+async def _client_call(context: Context, request: Request, call: Call) -> Response:
+    runtime = context.runtime
     service, path = parse_target(request)
     call.service = str(service)
     conf = _usable_conf(runtime)
@@ -128,7 +127,7 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         if request.method != "GET":
             raise XRoadFault("Client.BadRequest", f"{service.code} answers GET only.")
         response = await metaservices.answer(
-            request, runtime, conf, call, client=client, target=service
+            request, runtime, context.http, conf, call, client=client, target=service
         )
         await _log_meta(runtime, call, response.status)
         return response
@@ -161,10 +160,8 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         ) from refused
     # A gateway of a federated instance is named with its instance (names are per instance).
     peer_label = provider.name if domain is conf else f"{domain.instance}:{provider.name}"
-    body = await read_body(
-        request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge"
-    )
-    query = request.rel_url.raw_query_string
+    body = read_body(request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge")
+    query = request.raw_query
     signature = envelope.sign_request(
         runtime.signing_key,
         sender=runtime.name,
@@ -196,11 +193,13 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         )
     )
     try:
-        status, headers, answer = await _send(request, runtime, provider, signature, path, body)
+        status, headers, answer = await _send(
+            context, request, provider, signature, body, peer_label
+        )
     finally:
         await logged
     expected_hash = envelope.request_hash(signature, body)
-    answer_signature = headers.get(envelope.SIGNATURE_HEADER)
+    answer_signature = header(headers, envelope.SIGNATURE_HEADER)
     if not answer_signature:
         raise XRoadFault(
             "Server.ClientProxy.InvalidSignatureValue", f"{provider.name} sent an unsigned answer."
@@ -224,7 +223,7 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
         or signed.get("id") != call.id
         or signed.get("status") != status
         or signed.get("sender") != provider.name
-        or signed.get("error") != headers.get("X-Road-Error")
+        or signed.get("error") != header(headers, "X-Road-Error")
     ):
         raise XRoadFault(
             "Server.ClientProxy.InconsistentResponse",
@@ -255,7 +254,7 @@ async def _client_call(request: web.Request, runtime: GatewayRuntime, call: Call
     )
     if signed.get("error"):
         out["X-Road-Error"] = str(signed.get("error"))
-    return web.Response(status=status, body=answer, headers=out)
+    return Response(status, body=answer, headers=out)
 
 
 def _federated(conf: GlobalConf, service: ServiceId, call: Call) -> GlobalConf:
@@ -285,44 +284,41 @@ def _federated(conf: GlobalConf, service: ServiceId, call: Call) -> GlobalConf:
 
 
 async def _send(
-    request: web.Request,
-    runtime: GatewayRuntime,
+    context: Context,
+    request: Request,
     provider: PeerGateway,
     signature: str,
-    path: str,
     body: bytes,
-) -> tuple[int, dict[str, str], bytes]:
-    http = request.app[HTTP]
-    query = request.rel_url.raw_query_string
-    url = f"https://{provider.address}{request.rel_url.raw_path.split('?')[0]}"
-    if query:
-        url += "?" + query
+    peer_label: str,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    runtime = context.runtime
+    host, _, port = provider.address.rpartition(":")
+    target = request.raw_path
+    if request.raw_query:
+        target += "?" + request.raw_query
     limit = runtime.settings.exchange_max_body_bytes
     try:
-        async with http.request(
+        return await context.client.request(
             request.method,
-            URL(url, encoded=True),
-            data=body if body else None,  # no empty payload write (one syscall less)
-            headers={
-                envelope.SIGNATURE_HEADER: signature,
-                "Content-Type": "application/octet-stream",
-            },
-            ssl=runtime.peer_context(provider),
-            allow_redirects=False,
-        ) as response:
-            answer = await response.content.read(limit + 1)
-            if len(answer) > limit:
-                raise XRoadFault(
-                    "Server.ClientProxy.InconsistentResponse",
-                    f"The answer is larger than {limit} bytes.",
-                )
-            return response.status, dict(response.headers), answer
-    except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as error:
+            host,
+            int(port),
+            target,
+            headers=((envelope.SIGNATURE_HEADER, signature), ("Content-Type", OCTETS)),
+            body=body,
+            ssl_context=runtime.peer_context(provider),
+            limit=limit,
+        )
+    except AnswerTooLarge as error:
+        raise XRoadFault(
+            "Server.ClientProxy.InconsistentResponse",
+            f"The answer is larger than {limit} bytes.",
+        ) from error
+    except ssl.SSLError as error:
         raise XRoadFault(
             "Server.ClientProxy.SslAuthenticationFailed",
             f"TLS with {provider.name} failed: {error}",
         ) from error
-    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+    except (TimeoutError, OSError, ValueError) as error:
         reason = repr(error)
         fault = "Server.ClientProxy.NetworkError"
         if "SSL" in reason or "certificate" in reason.lower() or "alert" in reason.lower():

@@ -115,6 +115,7 @@ class GatewayRuntime:
         self._passphrase = self.settings.keystore_passphrase.get_secret_value()
         self.server_ssl = self._context(ssl.Purpose.CLIENT_AUTH, self._passphrase)
         self._peer_contexts: dict[str, ssl.SSLContext] = {}
+        self._service_context: ssl.SSLContext | None = None
         self.tls_certificate = ca.load_certificate(self.files.tls_certificate.read_bytes())
         with self.node.session() as session:
             self.signing_key = keystore.active_key(session, self.node.keys, purpose="signing")
@@ -166,6 +167,12 @@ class GatewayRuntime:
             )
             self._peer_contexts[key] = context
         return context
+
+    def service_context(self) -> ssl.SSLContext:
+        """The TLS context for provider systems served over https (the system's trust store)."""
+        if self._service_context is None:
+            self._service_context = ssl.create_default_context()
+        return self._service_context
 
     # --- configuration -----------------------------------------------------------------------
 

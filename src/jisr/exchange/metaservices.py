@@ -28,13 +28,13 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
 
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.globalconf import GlobalConf, openapi_sha256
+from jisr.exchange.http1 import Request, Response
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
-from jisr.exchange.proxy import HTTP, JSON_TYPE, Call
+from jisr.exchange.proxy import JSON_TYPE, Call
 from jisr.exchange.service import METASERVICES
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -144,21 +144,21 @@ async def _document(runtime: GatewayRuntime, http: aiohttp.ClientSession, servic
 
 
 async def answer(
-    request: web.Request,
+    request: Request,
     runtime: GatewayRuntime,
+    http: aiohttp.ClientSession,
     conf: GlobalConf,
     call: Call,
     *,
     client: SubsystemId,
     target: ServiceId,
-) -> web.Response:
+) -> Response:
     """``target`` names the provider subsystem and, as its code, the metaservice."""
     provider = target.subsystem
     name = target.code
     if str(provider) not in conf.subsystems:
         raise XRoadFault("Server.ClientProxy.UnknownService", f"Unknown provider {provider}.")
-    http = request.app[HTTP]
-    query = request.rel_url.query
+    query = request.query
     if name == "getOpenAPI":
         code = query.get("serviceCode", "")
         try:
@@ -187,8 +187,8 @@ async def answer(
     return _respond(call, json.dumps({"member": services}).encode("utf-8"), JSON_TYPE)
 
 
-def _respond(call: Call, body: bytes, media: str) -> web.Response:
-    return web.Response(
+def _respond(call: Call, body: bytes, media: str) -> Response:
+    return Response(
         body=body,
         headers={"Content-Type": media, "X-Road-Id": call.id, "X-Road-Client": call.client or ""},
     )

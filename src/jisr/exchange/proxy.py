@@ -7,7 +7,7 @@ A call, end to end::
 
 ``jisr.exchange.client_proxy`` (for the member's own information systems) and
 ``jisr.exchange.server_proxy`` (for other gateways, over mutual TLS) each hold one side; this
-module holds the parts both use: the application keys (``RUNTIME``, ``HTTP``), what is known of
+module holds the parts both use: what both listeners are given (``Context``), what is known of
 a message (``Call``), parsing ``/r1/INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE[/path]``, reading a
 bounded body, the X-Road error response, logging a refusal, and checking a peer's signing
 certificate.
@@ -21,19 +21,26 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
-from aiohttp import web
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, InvalidInput
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime, log
 from jisr.exchange.globalconf import GlobalConf, PeerGateway
+from jisr.exchange.http1 import Client, Request, Response
 from jisr.exchange.identifiers import ServiceId
 
-RUNTIME: web.AppKey[GatewayRuntime] = web.AppKey("runtime", GatewayRuntime)
-HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 JSON_TYPE = "application/json; charset=utf-8"
 OCTETS = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What both listeners of a gateway work with."""
+
+    runtime: GatewayRuntime
+    client: Client  # the hot path: other gateways and provider systems (``jisr.exchange.http1``)
+    http: aiohttp.ClientSession  # off it: OpenAPI documents (metaservices)
 
 
 @dataclass
@@ -47,9 +54,9 @@ class Call:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_target(request: web.Request) -> tuple[ServiceId, str]:
+def parse_target(request: Request) -> tuple[ServiceId, str]:
     """The service id and the path after it, from ``/r1/…`` (percent-encoded parts)."""
-    raw = request.rel_url.raw_path
+    raw = request.raw_path
     parts = raw.split("/", 7)
     if len(parts) < 2 or not parts[1]:
         raise XRoadFault("Client.BadRequest", "The request path does not start with /r1/.")
@@ -73,17 +80,16 @@ def parse_target(request: web.Request) -> tuple[ServiceId, str]:
     return service, path
 
 
-async def read_body(request: web.Request, limit: int, fault: str) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
+def read_body(request: Request, limit: int, fault: str) -> bytes:
+    """The request's body; ``fault`` when it is larger than ``limit`` (the listener read no
+    more than its own limit, the same setting, and dropped the rest)."""
+    if request.too_large or len(request.body) > limit:
         raise XRoadFault(fault, f"The body is larger than {limit} bytes.")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise XRoadFault(fault, f"The body is larger than {limit} bytes.")
-    return body
+    return request.body
 
 
-def fault_response(fault: XRoadFault, call: Call, headers: dict[str, str]) -> web.Response:
-    return web.Response(
+def fault_response(fault: XRoadFault, call: Call, headers: dict[str, str]) -> Response:
+    return Response(
         status=fault.status,
         body=json.dumps(fault.body(call.id)).encode("utf-8"),
         headers={
@@ -130,11 +136,10 @@ def check_signing_certificate(
 
 
 __all__ = [
-    "HTTP",
     "JSON_TYPE",
     "OCTETS",
-    "RUNTIME",
     "Call",
+    "Context",
     "check_signing_certificate",
     "fault_response",
     "parse_target",

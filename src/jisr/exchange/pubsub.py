@@ -56,7 +56,6 @@ from urllib.parse import unquote
 import aiohttp
 import jsonschema
 import sqlalchemy as sa
-from aiohttp import web
 from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 from sqlalchemy.orm import Session
@@ -69,6 +68,7 @@ from jisr.core.logging import get_logger
 from jisr.exchange.errors import ExchangeError, InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import MESSAGE_LOG, GatewayRuntime
 from jisr.exchange.globalconf import GlobalConf
+from jisr.exchange.http1 import Request, Response
 from jisr.exchange.identifiers import ServiceId, SubsystemId
 from jisr.exchange.proxy import JSON_TYPE, Call, read_body
 from jisr.exchange.pubsub_models import (
@@ -1248,7 +1248,7 @@ def _check_push_service(conf: GlobalConf, client: SubsystemId, body: bytes) -> N
 
 
 async def answer_local(
-    request: web.Request,
+    request: Request,
     runtime: GatewayRuntime,
     conf: GlobalConf,
     call: Call,
@@ -1256,11 +1256,9 @@ async def answer_local(
     client: SubsystemId,
     service: ServiceId,
     path: str,
-) -> web.Response:
+) -> Response:
     """A pub/sub call of a room of this gateway's member, answered by its client proxy."""
-    body = await read_body(
-        request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge"
-    )
+    body = read_body(request, runtime.settings.exchange_max_body_bytes, "Client.MessageTooLarge")
     try:
         reply = await _answer(
             runtime,
@@ -1283,7 +1281,7 @@ async def answer_local(
     }
     if reply.content_type:
         headers["Content-Type"] = reply.content_type
-    return web.Response(status=reply.status, body=reply.body or None, headers=headers)
+    return Response(reply.status, body=reply.body or b"", headers=headers)
 
 
 async def answer_signed(

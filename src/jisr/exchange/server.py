@@ -1,13 +1,17 @@
 """Running a gateway: both listeners and the configuration refresh, in one event loop.
 
-``start_gateway(instance, "gateway-x")`` starts, in a background thread, an aiohttp event
-loop with
+``start_gateway(instance, "gateway-x")`` starts, in a background thread, an event loop
+(uvloop's) with
 
 * the client proxy on ``host:port`` (plain HTTP; bind it to loopback or the member's internal
   network only: whoever reaches it speaks for the member's subsystems);
 * the server proxy on the gateway's registered address (mutual TLS), or ``peer_port``;
 * a task downloading the global configuration every ``exchange_globalconf_refresh_seconds``;
-* one pooled HTTP client (aiohttp) for the other gateways and the provider systems.
+* one pool of keep-alive connections for the other gateways and the provider systems.
+
+Both listeners and that pool are the gateway's own lean HTTP/1.1 (``jisr.exchange.http1``,
+on ``httptools``; why: its docstring); aiohttp's client serves what is off the hot path
+(the configuration, OpenAPI documents, pub/sub pushes).
 
 It returns once both sockets listen. ``jisr exchange gateway serve`` runs the same until
 Ctrl-C; tests and the demo keep the ``RunningGateway`` and call ``stop()``.
@@ -16,16 +20,17 @@ Ctrl-C; tests and the demo keep the ``RunningGateway`` and call ``stop()``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from jisr.core.instance import Instance
-from jisr.exchange import client_proxy, proxy, pubsub, server_proxy
+from jisr.exchange import client_proxy, http1, pubsub, server_proxy
 from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.proxy import Context
 from jisr.exchange.service import parse_address
 
 try:  # libuv's event loop: less CPU per call than asyncio's own (docs/exchange.md, Overhead)
@@ -64,14 +69,6 @@ class RunningGateway:
             self.thread.join(timeout=10)
 
 
-def _app(runtime: GatewayRuntime, http: aiohttp.ClientSession, handler: Any) -> web.Application:
-    app = web.Application()
-    app[proxy.RUNTIME] = runtime
-    app[proxy.HTTP] = http
-    app.router.add_route("*", "/{tail:.*}", handler)
-    return app
-
-
 async def _refresh_forever(runtime: GatewayRuntime, http: aiohttp.ClientSession) -> None:
     while True:
         await asyncio.sleep(runtime.settings.exchange_globalconf_refresh_seconds)
@@ -103,10 +100,12 @@ def start_gateway(
             timeout=aiohttp.ClientTimeout(total=runtime.settings.exchange_service_timeout_seconds),
             auto_decompress=False,
         )
-        runners: list[web.AppRunner] = []
+        client = http1.Client(timeout=runtime.settings.exchange_service_timeout_seconds)
+        context = Context(runtime=runtime, client=client, http=http)
+        listeners: list[http1.Listener] = []
         try:
             ports = []
-            for handler, bind_host, bind_port, context in (
+            for handler, bind_host, bind_port, tls in (
                 (client_proxy.handle_client, host, port, None),
                 (
                     server_proxy.handle_peer,
@@ -115,18 +114,16 @@ def start_gateway(
                     runtime.server_ssl,
                 ),
             ):
-                runner = web.AppRunner(
-                    _app(runtime, http, handler),
-                    access_log=None,
-                    max_field_size=MAX_HEADER_BYTES,
-                    auto_decompress=False,
+                listener = await http1.serve(
+                    functools.partial(handler, context),
+                    bind_host,
+                    bind_port,
+                    ssl_context=tls,
+                    max_head_bytes=MAX_HEADER_BYTES,
+                    max_body_bytes=runtime.settings.exchange_max_body_bytes,
                 )
-                await runner.setup()
-                runners.append(runner)
-                site = web.TCPSite(runner, bind_host, bind_port, ssl_context=context)
-                await site.start()
-                server: Any = site._server
-                ports.append(int(server.sockets[0].getsockname()[1]))
+                listeners.append(listener)
+                ports.append(listener.port)
             if runtime.usable_conf() is None:
                 await runtime.refresh(http)
             refresher = asyncio.create_task(_refresh_forever(runtime, http))
@@ -141,8 +138,9 @@ def start_gateway(
             ready.set()
             raise
         finally:
-            for runner in runners:
-                await runner.cleanup()
+            for listener in listeners:
+                await listener.close()
+            await client.close()
             await http.close()
             runtime.close()  # the message log's connection (no handler is left to log)
             await asyncio.sleep(0.1)  # let closing transports finish (aiohttp's advice)

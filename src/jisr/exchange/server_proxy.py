@@ -17,12 +17,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import uuid
-from typing import Any
 
-import aiohttp
-from aiohttp import web
 from sqlalchemy.exc import IntegrityError
-from yarl import URL
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
@@ -30,12 +26,12 @@ from jisr.exchange import envelope, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.globalconf import Federation, GlobalConf, PeerGateway
+from jisr.exchange.http1 import AnswerTooLarge, Request, Response, split_url
 from jisr.exchange.identifiers import SubsystemId
 from jisr.exchange.proxy import (
-    HTTP,
     JSON_TYPE,
-    RUNTIME,
     Call,
+    Context,
     check_signing_certificate,
     fault_response,
     parse_target,
@@ -53,32 +49,20 @@ def _allowed(conf: GlobalConf, service: str, client: str, method: str, path: str
     return False
 
 
-def _peer_certificate(transport: Any) -> bytes | None:
-    """The TLS client certificate, DER-encoded."""
-    if transport is None:
-        return None
-    ssl_object = transport.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return bytes(der) if der else None
-
-
-async def handle_peer(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME]
+async def handle_peer(context: Context, request: Request) -> Response:
+    runtime = context.runtime
     call = Call(id="")
     try:
-        return await _peer_call(request, runtime, call)
+        return await _peer_call(context, request, call)
     except XRoadFault as fault:
         # Refused before the envelope verified: answer under the id it claims (unverified,
         # for correlation only) and hash what was received, so the sender can match it.
-        signature = request.headers.get(envelope.SIGNATURE_HEADER, "")
+        signature = request.headers.get(envelope.SIGNATURE_HEADER) or ""
         call.id = call.id or envelope.claimed_id(signature) or str(uuid.uuid4())
         call.signature = call.signature or signature or None
         body = call.facts.pop("_body", None)
-        if body is None and fault.type != "Server.ServerProxy.MessageTooLarge":
-            try:
-                body = await request.content.read(runtime.settings.exchange_max_body_bytes + 1)
-            except (OSError, aiohttp.ClientPayloadError):
-                body = b""
+        if body is None and not request.too_large:
+            body = request.body
         await refuse(runtime, fault, call, "server")
         request_hash = envelope.request_hash(signature, body or b"")
         signed = envelope.sign_response(
@@ -99,11 +83,11 @@ async def handle_peer(request: web.Request) -> web.StreamResponse:
 
 
 def _sender(
-    request: web.Request, runtime: GatewayRuntime, conf: GlobalConf
+    request: Request, runtime: GatewayRuntime, conf: GlobalConf
 ) -> tuple[PeerGateway, Federation | None]:
     """The sending gateway, by its TLS client certificate: one of this instance's, or of a
     federated instance (then with its federation, which must be in force)."""
-    peer = _peer_certificate(request.transport)
+    peer = request.peer_certificate()
     sender = conf.gateway_by_tls_certificate(peer) if peer else None
     federated: Federation | None = None
     if sender is None and peer:
@@ -140,7 +124,8 @@ def _sender(
     return sender, federated
 
 
-async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) -> web.Response:
+async def _peer_call(context: Context, request: Request, call: Call) -> Response:
+    runtime = context.runtime
     conf = runtime.usable_conf()
     if conf is None:
         raise XRoadFault(
@@ -154,7 +139,7 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         call.facts["federation"] = federated.agreement_id
     service, path = parse_target(request)
     call.service = str(service)
-    body = await read_body(
+    body = read_body(
         request, runtime.settings.exchange_max_body_bytes, "Server.ServerProxy.MessageTooLarge"
     )
     call.facts["_body"] = body
@@ -184,7 +169,7 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         or signed.get("service") != str(service)
         or signed.get("method") != request.method
         or signed.get("path") != path
-        or signed.get("query") != request.rel_url.raw_query_string
+        or signed.get("query") != request.raw_query
         or not call.id
     ):
         raise XRoadFault(
@@ -256,7 +241,7 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         )
     else:
         status, headers, answer = await _forward(
-            request, runtime, signed, base_url or "", path, body
+            context, request, signed, base_url or "", path, body
         )
     answer_signature = envelope.sign_response(
         runtime.signing_key,
@@ -281,8 +266,8 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
         actor=call.client,
         subject=call.service,
     )
-    return web.Response(
-        status=status,
+    return Response(
+        status,
         body=answer,
         headers={
             envelope.SIGNATURE_HEADER: answer_signature,
@@ -293,13 +278,14 @@ async def _peer_call(request: web.Request, runtime: GatewayRuntime, call: Call) 
 
 
 async def _forward(
-    request: web.Request,
-    runtime: GatewayRuntime,
+    context: Context,
+    request: Request,
     signed: envelope.Envelope,
     base_url: str,
     path: str,
     body: bytes,
 ) -> tuple[int, list[list[str]], bytes]:
+    runtime = context.runtime
     url = base_url + path
     if signed.get("query"):
         url += "?" + str(signed.get("query"))
@@ -315,24 +301,26 @@ async def _forward(
             headers.append((name, str(signed.get(key))))
     limit = runtime.settings.exchange_max_body_bytes
     try:
-        async with request.app[HTTP].request(
+        scheme, host, port, target = split_url(url)
+        status, answer_headers, answer = await context.client.request(
             request.method,
-            URL(url, encoded=True),
-            data=body if body else None,
+            host,
+            port,
+            target,
             headers=headers,
-            allow_redirects=False,
-        ) as response:
-            answer = await response.content.read(limit + 1)
-            if len(answer) > limit:
-                raise XRoadFault(
-                    "Server.ServerProxy.ServiceFailed", "The service's answer is too large."
-                )
-            carried = envelope.carried_headers(response.headers.items())
-            return response.status, carried, answer
-    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            body=body,
+            ssl_context=runtime.service_context() if scheme == "https" else None,
+            limit=limit,
+        )
+    except AnswerTooLarge as error:
+        raise XRoadFault(
+            "Server.ServerProxy.ServiceFailed", "The service's answer is too large."
+        ) from error
+    except (TimeoutError, OSError, ValueError) as error:
         raise XRoadFault(
             "Server.ServerProxy.ServiceFailed", f"The service did not answer: {error!r}"[:300]
         ) from error
+    return status, envelope.carried_headers(answer_headers), answer
 
 
 __all__ = ["handle_peer"]

@@ -1,0 +1,648 @@
+"""The gateway's own HTTP/1.1: a server protocol and a keep-alive client, on ``httptools``.
+
+Why not aiohttp here (it still serves everything off the hot path: the configuration
+download, OpenAPI documents, pub/sub pushes). A call through the information mediator
+crosses four HTTP hops inside the two gateways (two servers, two clients). With aiohttp's
+server and client on those hops the gateways spent about 2.2 ms CPU per call against a
+cryptographic floor of 0.63 ms, two thirds of it in HTTP machinery (``benchmarks/
+exchange_overhead.py`` with py-spy; docs/exchange.md, Overhead). This module keeps only what
+the gateway needs: ``httptools`` (llhttp, the parser of Node.js, as uvicorn uses it) parses,
+one ``transport.write`` sends a whole message, and nothing else runs per request.
+
+Server (``serve``): HTTP/1.1 with keep-alive and pipelined requests answered in order,
+``Content-Length`` and chunked request bodies, ``Expect: 100-continue``; limits on the
+request head (``max_head_bytes``, else 431) and body (``max_body_bytes``: the rest is read
+and dropped, and the handler sees ``Request.too_large``, so it answers with its own error);
+idle keep-alive connections closed after ``keepalive_seconds``; a malformed request gets 400
+and the connection is closed. A handler that fails gets a 500 (logged); a handler is never
+cancelled when its client goes away (what it logs is committed all the same).
+
+Client (``Client``): one pool of keep-alive connections per (host, port, TLS context), the
+most recently used first; a connection idle for ``keepalive_seconds`` (shorter than the
+servers') or closed by its server is not reused; a request whose reused connection was closed
+before any byte of the answer came back is sent once more on a new one, when its method is
+idempotent. ``Content-Length``, chunked and close-delimited answers; an answer larger than the
+limit raises ``AnswerTooLarge``; a whole exchange is bounded by ``timeout`` (``TimeoutError``).
+Errors are ``OSError`` (``ssl.SSLError`` for TLS) or ``TimeoutError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import parse_qsl
+
+import httptools
+
+from jisr.core.logging import get_logger
+
+log = get_logger("jisr.exchange.http")
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+_REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
+
+
+class Headers:
+    """Header fields in received order; names compared case-insensitively."""
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+        self._items: list[tuple[str, str]] = items if items is not None else []
+        self._index: dict[str, list[str]] | None = None
+
+    def _map(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                index.setdefault(name.lower(), []).append(value)
+            self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._map().get(name.lower())
+        return values[0] if values else default
+
+    def getall(self, name: str, default: list[str] | None = None) -> list[str]:
+        values = self._map().get(name.lower())
+        return list(values) if values else (default if default is not None else [])
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._map()
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Request:
+    """One received request: the target as sent (percent-encoded), its head and its body."""
+
+    __slots__ = ("method", "raw_path", "raw_query", "headers", "body", "too_large", "transport")
+
+    def __init__(
+        self,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        headers: Headers,
+        body: bytes,
+        too_large: bool,
+        transport: asyncio.BaseTransport | None,
+    ) -> None:
+        self.method = method
+        self.raw_path = raw_path
+        self.raw_query = raw_query
+        self.headers = headers
+        self.body = body
+        self.too_large = too_large
+        self.transport = transport
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query's parameters (the first value of each), percent-decoded."""
+        return {name: value for name, value in reversed(parse_qsl(self.raw_query))}
+
+    def peer_certificate(self) -> bytes | None:
+        """The TLS client certificate, DER-encoded (None on a plain connection)."""
+        if self.transport is None:
+            return None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return bytes(der) if der else None
+
+
+class Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        if headers is None:
+            self.headers: list[tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            self.headers = list(headers.items())
+        else:
+            self.headers = list(headers)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_SKIPPED_RESPONSE_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+
+
+def _head(status: int, headers: list[tuple[str, str]], length: int, close: bool) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+    for name, value in headers:
+        if name.lower() in _SKIPPED_RESPONSE_HEADERS:
+            continue
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    lines.append(b"Content-Length: %d\r\n" % length)
+    if close:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _plain(status: int, text: str) -> bytes:
+    body = text.encode("utf-8")
+    head = _head(status, [("Content-Type", "text/plain; charset=utf-8")], len(body), True)
+    return head + body
+
+
+# --- server -----------------------------------------------------------------------------------
+
+
+class _Server:
+    """What the connections of one listener share."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_head_bytes: int,
+        max_body_bytes: int,
+        keepalive_seconds: float,
+    ) -> None:
+        self.handler = handler
+        self.max_head_bytes = max_head_bytes
+        self.max_body_bytes = max_body_bytes
+        self.keepalive_seconds = keepalive_seconds
+        self.connections: set[_ServerConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
+class _ServerConnection(asyncio.Protocol):
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[tuple[Request, bool]] = deque()
+        self.busy = False
+        self.closing = False
+        self.last_active = time.monotonic()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url: list[bytes] = []
+        self.head_bytes = 0
+        self.header_items: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+        self.too_large = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.closing = True
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(501, "Protocol upgrades are not supported.")
+        except _HeadTooLarge:
+            self._fail(431, "The request head is too large.")
+        except httptools.HttpParserError as error:
+            self._fail(400, f"Malformed HTTP request: {error}")
+
+    def _fail(self, status: int, text: str) -> None:
+        if self.transport is not None and not self.closing:
+            self.closing = True
+            self.transport.write(_plain(status, text))
+            self.transport.close()
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self.head_bytes += len(url)
+        if self.head_bytes > self.server.max_head_bytes:
+            raise _HeadTooLarge
+        self.url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > self.server.max_head_bytes:
+            raise _HeadTooLarge
+        self.header_items.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        for name, value in self.header_items:
+            if name.lower() == "expect" and value.lower() == "100-continue":
+                if self.transport is not None:
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            elif name.lower() == "content-length":
+                try:
+                    self.too_large = int(value) > self.server.max_body_bytes
+                except ValueError:
+                    pass  # llhttp refuses a malformed Content-Length
+
+    def on_body(self, body: bytes) -> None:
+        if self.too_large:
+            return  # read and dropped; the handler answers with its own error
+        self.body_bytes += len(body)
+        if self.body_bytes > self.server.max_body_bytes:
+            self.too_large = True
+            self.body.clear()
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = b"".join(self.url)
+        if not url.startswith(b"/"):  # absolute form: keep the path and query only
+            scheme_end = url.find(b"://")
+            slash = url.find(b"/", scheme_end + 3) if scheme_end >= 0 else -1
+            url = url[slash:] if slash >= 0 else b"/"
+        path, _, query = url.partition(b"?")
+        request = Request(
+            self.parser.get_method().decode("ascii"),
+            path.decode("latin-1"),
+            query.split(b"#", 1)[0].decode("latin-1"),
+            Headers(self.header_items),
+            b"".join(self.body) if not self.too_large else b"",
+            self.too_large,
+            self.transport,
+        )
+        keep_alive = bool(self.parser.should_keep_alive())
+        self._reset()
+        if self.closing:
+            return
+        self.queue.append((request, keep_alive))
+        if not self.busy:
+            self.busy = True
+            task = self.loop.create_task(self._answer_all())
+            self.server.tasks.add(task)
+            task.add_done_callback(self.server.tasks.discard)
+
+    async def _answer_all(self) -> None:
+        try:
+            while self.queue:
+                request, keep_alive = self.queue.popleft()
+                try:
+                    response = await self.server.handler(request)
+                except Exception as error:  # a bug: answer 500, keep serving
+                    log.exception("http.handler-failed", error=repr(error))
+                    response = Response(500, body=b"Internal error of the gateway.")
+                self.last_active = time.monotonic()
+                transport = self.transport
+                if transport is None or self.closing or transport.is_closing():
+                    self.queue.clear()
+                    return
+                close = not keep_alive
+                body = b"" if request.method == "HEAD" else response.body
+                length = len(response.body)
+                transport.write(_head(response.status, response.headers, length, close) + body)
+                if close:
+                    self.closing = True
+                    transport.close()
+                    return
+        finally:
+            self.busy = False
+
+    def close_if_idle(self, now: float) -> None:
+        idle = now - self.last_active > self.server.keepalive_seconds
+        if idle and not self.busy and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class Listener:
+    """A listening socket and its connections; ``close()`` ends them, answering what is in
+    flight first."""
+
+    def __init__(self, server: _Server, aserver: asyncio.Server) -> None:
+        self._server = server
+        self._aserver = aserver
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    @property
+    def port(self) -> int:
+        return int(self._aserver.sockets[0].getsockname()[1])
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self._server.keepalive_seconds / 4))
+            now = time.monotonic()
+            for connection in list(self._server.connections):
+                connection.close_if_idle(now)
+
+    async def close(self, grace: float = 5.0) -> None:
+        self._sweeper.cancel()
+        self._aserver.close()
+        if self._server.tasks:
+            await asyncio.wait(list(self._server.tasks), timeout=grace)
+        for connection in list(self._server.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        await self._aserver.wait_closed()
+
+
+async def serve(
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    max_head_bytes: int = 64 * 1024,
+    max_body_bytes: int,
+    keepalive_seconds: float = 75.0,
+    backlog: int = 1024,
+) -> Listener:
+    """Listen on ``host:port`` (0: any free port) and answer each request with ``handler``."""
+    server = _Server(
+        handler,
+        max_head_bytes=max_head_bytes,
+        max_body_bytes=max_body_bytes,
+        keepalive_seconds=keepalive_seconds,
+    )
+    loop = asyncio.get_running_loop()
+    aserver = await loop.create_server(
+        lambda: _ServerConnection(server), host, port, ssl=ssl_context, backlog=backlog
+    )
+    return Listener(server, aserver)
+
+
+# --- client -----------------------------------------------------------------------------------
+
+
+class AnswerTooLarge(Exception):
+    """The answer's body is larger than the limit the caller gave."""
+
+
+class _Dropped(ConnectionError):
+    """A reused connection closed before any byte of the answer: the request may be sent again."""
+
+
+class _ClientConnection(asyncio.Protocol):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.lost = False
+        self.idle_since = 0.0
+        self.waiter: asyncio.Future[None] | None = None
+        self._start(False)
+
+    def _start(self, head: bool) -> None:
+        self.head_only = head
+        self.received = False
+        self.status = 0
+        self.header_items: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+        self.headers_done = False
+        self.delimited = False  # the answer says where it ends (length or chunked)
+        self.complete = False
+        self.keep_alive = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if self.headers_done and not self.delimited and not self.head_only:
+            self.complete = True  # a close-delimited answer ends here
+            waiter.set_result(None)
+        elif not self.received:
+            waiter.set_exception(_Dropped(f"the connection closed before the answer: {exc!r}"))
+        else:
+            waiter.set_exception(exc or ConnectionResetError("the connection closed mid-answer"))
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except AnswerTooLarge as error:
+            self._error(error)
+        except httptools.HttpParserError as error:
+            self._error(ConnectionError(f"malformed HTTP answer: {error}"))
+
+    def _error(self, error: BaseException) -> None:
+        self.keep_alive = False
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_items.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.status = self.parser.get_status_code()
+        for name, value in self.header_items:
+            lowered = name.lower()
+            if lowered == "content-length" or (
+                lowered == "transfer-encoding" and "chunked" in value.lower()
+            ):
+                self.delimited = True
+        if self.head_only:  # no body follows an answer to HEAD; never reused
+            self.complete = True
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.limit:
+            raise AnswerTooLarge(f"the answer is larger than {self.limit} bytes")
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.head_only:
+            return
+        if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
+            self._start(False)
+            return
+        self.complete = True
+        self.keep_alive = bool(self.parser.should_keep_alive())
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class Client:
+    """Keep-alive HTTP/1.1 connections to other gateways and to provider systems."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        keepalive_seconds: float = 15.0,
+        max_idle_per_host: int = 64,
+    ) -> None:
+        self.timeout = timeout
+        self.keepalive_seconds = keepalive_seconds
+        self.max_idle_per_host = max_idle_per_host
+        self._idle: dict[tuple[str, int, int], list[_ClientConnection]] = {}
+        self._open: set[_ClientConnection] = set()
+
+    async def request(
+        self,
+        method: str,
+        host: str,
+        port: int,
+        target: str,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        ssl_context: ssl.SSLContext | None = None,
+        limit: int,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request; its answer's status, header fields and body."""
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {_authority(host, port)}\r\n"]
+        for name, value in headers:
+            lines.append(f"{name}: {value}\r\n")
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        message = "".join(lines).encode("latin-1") + body
+        key = (host, port, id(ssl_context) if ssl_context is not None else 0)
+        async with asyncio.timeout(self.timeout):
+            for attempt in range(2):
+                connection, reused = await self._acquire(key, host, port, ssl_context, limit)
+                try:
+                    return await self._exchange(connection, message, method == "HEAD", key)
+                except BaseException as error:
+                    connection.keep_alive = False
+                    if connection.transport is not None:
+                        connection.transport.close()
+                    self._open.discard(connection)
+                    retry = isinstance(error, _Dropped) and reused and not attempt
+                    if not (retry and method in IDEMPOTENT):
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acquire(
+        self,
+        key: tuple[str, int, int],
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        limit: int,
+    ) -> tuple[_ClientConnection, bool]:
+        idle = self._idle.get(key)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if connection.lost or now - connection.idle_since > self.keepalive_seconds:
+                if connection.transport is not None:
+                    connection.transport.close()
+                self._open.discard(connection)
+                continue
+            connection.limit = limit
+            return connection, True
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: _ClientConnection(limit),
+            host,
+            port,
+            ssl=ssl_context,
+            server_hostname=host if ssl_context is not None else None,
+        )
+        self._open.add(connection)
+        return connection, False
+
+    async def _exchange(
+        self,
+        connection: _ClientConnection,
+        message: bytes,
+        head: bool,
+        key: tuple[str, int, int],
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        transport = connection.transport
+        if transport is None or connection.lost:
+            raise _Dropped("the connection is closed")
+        connection._start(head)
+        waiter = asyncio.get_running_loop().create_future()
+        connection.waiter = waiter
+        transport.write(message)
+        try:
+            await waiter
+        finally:
+            connection.waiter = None
+        answer = (connection.status, connection.header_items, b"".join(connection.body))
+        if connection.keep_alive and not connection.lost and not head:
+            connection.idle_since = time.monotonic()
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.max_idle_per_host:
+                idle.append(connection)
+                return answer
+        transport.close()
+        self._open.discard(connection)
+        return answer
+
+    async def close(self) -> None:
+        for connection in list(self._open):
+            if connection.transport is not None:
+                connection.transport.close()
+        self._open.clear()
+        self._idle.clear()
+        await asyncio.sleep(0)
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_url(url: str) -> tuple[str, str, int, str]:
+    """``http(s)://host[:port][/path]`` → (scheme, host, port, path-and-query as given)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url[:100]!r}")
+    authority, slash, path = rest.partition("/")
+    target = slash + path if slash else "/"
+    if authority.startswith("["):
+        host, _, after = authority[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+    else:
+        host, _, port_text = authority.rpartition(":") if ":" in authority else (authority, "", "")
+    port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+    return scheme, host, port, target
+
+
+def header(items: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` (case-insensitive) among ``items``."""
+    lowered = name.lower()
+    for key, value in items:
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+__all__ = [
+    "AnswerTooLarge",
+    "Client",
+    "Handler",
+    "Headers",
+    "Listener",
+    "Request",
+    "Response",
+    "header",
+    "serve",
+    "split_url",
+]
