@@ -98,7 +98,12 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 def _sqlite_on_begin(connection: sa.Connection) -> None:
     # One writer at a time: take the write lock at BEGIN so concurrent writers queue on
     # busy_timeout instead of failing at their first write with "database is locked".
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # On the driver's connection directly: through ``exec_driver_sql`` (execution context,
+    # events, result) the BEGIN cost a gateway's message log 7 % of its CPU (cProfile of
+    # ``benchmarks/exchange_overhead.py``'s provider gateway); SQLAlchemy needs no result.
+    dbapi_connection = connection.connection.driver_connection
+    assert dbapi_connection is not None
+    dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

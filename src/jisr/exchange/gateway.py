@@ -481,7 +481,9 @@ class GatewayRuntime:
                 loop.call_soon(self._write_inline)
             else:
                 self._hand_over(loop)
-        await asyncio.shield(item.done)
+        # Not shielded: should the caller be cancelled, its future is cancelled, and the
+        # batch's writer still writes the record (``_wake`` skips futures already done).
+        await item.done
 
     def _write_inline(self) -> None:
         """SQLite: commit everything waiting, on the loop's thread (see the module docstring);

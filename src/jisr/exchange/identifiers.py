@@ -9,6 +9,7 @@ characters; the instance is the platform's instance code and the class one of ``
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -50,8 +51,12 @@ class MemberId:
     def parse(cls, text: str) -> MemberId:
         return cls(*_check("member", text, text.split("/"), 3))
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def _text(self) -> str:
         return f"{self.instance}/{self.member_class}/{self.code}"
+
+    def __str__(self) -> str:
+        return self._text
 
 
 @dataclass(frozen=True, order=True)
@@ -63,17 +68,18 @@ class SubsystemId:
 
     @classmethod
     def parse(cls, text: str, *, percent_encoded: bool = False) -> SubsystemId:
-        parts = text.split("/")
-        if percent_encoded:
-            parts = [unquote(p, errors="strict") for p in parts]
-        return cls(*_check("subsystem", text, parts, 4))
+        return _parse_subsystem(text, percent_encoded)
 
-    @property
+    @functools.cached_property
     def member(self) -> MemberId:
         return MemberId(self.instance, self.member_class, self.member_code)
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def _text(self) -> str:
         return f"{self.instance}/{self.member_class}/{self.member_code}/{self.code}"
+
+    def __str__(self) -> str:
+        return self._text
 
 
 @dataclass(frozen=True, order=True)
@@ -86,9 +92,9 @@ class ServiceId:
 
     @classmethod
     def parse(cls, text: str) -> ServiceId:
-        return cls(*_check("service", text, text.split("/"), 5))
+        return _parse_service(text)
 
-    @property
+    @functools.cached_property
     def subsystem(self) -> SubsystemId:
         return SubsystemId(self.instance, self.member_class, self.member_code, self.subsystem_code)
 
@@ -96,8 +102,28 @@ class ServiceId:
     def member(self) -> MemberId:
         return self.subsystem.member
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def _text(self) -> str:
         return f"{self.subsystem}/{self.code}"
+
+    def __str__(self) -> str:
+        return self._text
+
+
+# Identifiers are immutable, and a gateway parses the same few on every call (py-spy and
+# cProfile of ``benchmarks/exchange_overhead.py``: parsing and formatting them was 3-4 % of a
+# gateway's CPU): parsed ones are kept, and each keeps its text. A refusal is never kept.
+@functools.lru_cache(maxsize=4096)
+def _parse_service(text: str) -> ServiceId:
+    return ServiceId(*_check("service", text, text.split("/"), 5))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_subsystem(text: str, percent_encoded: bool) -> SubsystemId:
+    parts = text.split("/")
+    if percent_encoded:
+        parts = [unquote(p, errors="strict") for p in parts]
+    return SubsystemId(*_check("subsystem", text, parts, 4))
 
 
 def gateway_name(member: MemberId) -> str:
