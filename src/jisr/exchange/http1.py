@@ -221,10 +221,12 @@ class _ServerConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(501, "Protocol upgrades are not supported.")
-        except _HeadTooLarge:
-            self._fail(431, "The request head is too large.")
         except httptools.HttpParserError as error:
-            self._fail(400, f"Malformed HTTP request: {error}")
+            # httptools wraps what a callback raises: the callback's own error is the context
+            if isinstance(error.__context__, _HeadTooLarge):
+                self._fail(431, "The request head is too large.")
+            else:
+                self._fail(400, f"Malformed HTTP request: {error}")
 
     def _fail(self, status: int, text: str) -> None:
         if self.transport is not None and not self.closing:
@@ -438,10 +440,12 @@ class _ClientConnection(asyncio.Protocol):
         self.received = True
         try:
             self.parser.feed_data(data)
-        except AnswerTooLarge as error:
-            self._error(error)
         except httptools.HttpParserError as error:
-            self._error(ConnectionError(f"malformed HTTP answer: {error}"))
+            # httptools wraps what a callback raises: the callback's own error is the context
+            if isinstance(error.__context__, AnswerTooLarge):
+                self._error(error.__context__)
+            else:
+                self._error(ConnectionError(f"malformed HTTP answer: {error}"))
 
     def _error(self, error: BaseException) -> None:
         self.keep_alive = False
@@ -614,8 +618,10 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):
         raise ValueError(f"not an http(s) URL: {url[:100]!r}")
-    authority, slash, path = rest.partition("/")
-    target = slash + path if slash else "/"
+    end = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0] or [len(rest)])
+    authority, target = rest[:end], rest[end:]
+    if not target.startswith("/"):
+        target = "/" + target  # no path, perhaps a query: the path is /
     if authority.startswith("["):
         host, _, after = authority[1:].partition("]")
         port_text = after[1:] if after.startswith(":") else ""
