@@ -130,6 +130,8 @@ class GatewayRuntime:
         # thread; other databases (network round trips): by the writer thread.
         self._inline = self.node.engine.dialect.name == "sqlite"
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
+        self._last_batch = 0  # records in the last inline commit
+        self._seen_pending = 0  # records waiting at the last deferral
         self._held: sa.Connection | None = None  # the message log's connection
         self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
             queue.SimpleQueue()
@@ -485,10 +487,20 @@ class GatewayRuntime:
         # batch's writer still writes the record (``_wake`` skips futures already done).
         await item.done
 
-    def _write_inline(self) -> None:
+    def _write_inline(self, waited: int = 0) -> None:
         """SQLite: commit everything waiting, on the loop's thread (see the module docstring);
-        runs one loop iteration after the first record of the batch was queued."""
+        runs one loop iteration after the first record of the batch was queued. When the last
+        batch held more than one record (calls arrive together), it waits one iteration more
+        first, so the messages read meanwhile join this commit: a commit's fixed part (about
+        110 us CPU, against 37 us per record) is shared by more calls. A lone call (one
+        connection) never waits."""
+        if waited < 3 and self._last_batch > 1 and len(self._pending) > self._seen_pending:
+            self._seen_pending = len(self._pending)
+            asyncio.get_running_loop().call_soon(self._write_inline, waited + 1)
+            return
+        self._seen_pending = 0
         batch, self._pending = self._pending, []
+        self._last_batch = len(batch)
         self._commit(batch)
         self._writing = False
         self._wake(batch)
