@@ -96,6 +96,13 @@ replacement) when the question says nothing of a loss: "bghit ndowz lbirmi" asks
 licence, not its duplicate, though the duplicate's aliases repeat the word. Chosen on the dev
 set (0.03–0.05 score the same; 0.01 and 0.02 less)."""
 
+LOST_BONUS = 0.03
+"""Added to a procedure replacing a lost, stolen or damaged document when the question says
+a document was lost: the other side of ``REPLACEMENT_PENALTY`` ("فقدت رخصة القيادة" asks for
+the duplicate, whose aliases the licence's share). Chosen on the dev set (0.02 one question
+more than none, 0.03–0.05 two); kept under the margin by which a lost passport, which has no
+replacement entry of its own, stays with the passport on questions written to check it."""
+
 Progress = Callable[[int, int], None]
 """Called with (passages embedded, passages in all) while an index is built."""
 
@@ -362,7 +369,8 @@ class Index:
         country's procedures, or else ``country_prior`` (the country of the variety) takes
         ``PRIOR_WEIGHT``; a procedure sharing one of ``intents`` gets ``INTENT_WEIGHT``, and
         one replacing a lost document loses ``REPLACEMENT_PENALTY`` when ``intents`` has no
-        ``lost``. e5 reads ``embed_text`` when given, ``text`` otherwise."""
+        ``lost`` and gains ``LOST_BONUS`` when it has. e5 reads ``embed_text`` when given,
+        ``text`` otherwise."""
         e5 = (
             self.e5_scores(embed_text or text)
             if mode != "bm25"
@@ -388,6 +396,8 @@ class Index:
                     score += np.float32(INTENT_WEIGHT) * shared
                 if "lost" not in intents:
                     score -= np.float32(REPLACEMENT_PENALTY) * self.replacements
+                else:
+                    score += np.float32(LOST_BONUS) * self.replacements
         if country:
             score = np.where(self.countries == country, score, -np.inf)
         order = np.argsort(-score, kind="stable")[:limit]
@@ -411,6 +421,7 @@ __all__ = [
     "BM25_WEIGHT_ARABIZI",
     "HINT_WEIGHT",
     "INTENT_WEIGHT",
+    "LOST_BONUS",
     "PRIOR_WEIGHT",
     "EMBED_TRIM_TOKENS",
     "QUERY_CACHE_SIZE",
