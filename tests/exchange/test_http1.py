@@ -282,6 +282,54 @@ def test_a_request_head_over_the_limit_gets_431_and_close() -> None:
     run(scenario())
 
 
+def test_a_header_line_that_never_ends_gets_431() -> None:
+    """httptools holds a header line until it ends: the limit still applies while it grows."""
+
+    async def scenario() -> None:
+        listener = await listen(max_head_bytes=200)
+        peer = await connect(listener.port)
+        answer = asyncio.create_task(read_answer(peer.reader))
+        await peer.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if answer.done():
+                break
+            await peer.send(b"v" * 50)
+        status, fields, _ = await answer
+        assert status == 431 and fields["connection"] == "close"
+        await peer.close()
+        await listener.close()
+
+    run(scenario())
+
+
+def test_a_head_under_the_limit_in_many_segments_is_served() -> None:
+    async def scenario() -> None:
+        listener = await listen(max_head_bytes=200, max_body_bytes=100_000)
+        peer = await connect(listener.port)
+        request = (
+            b"GET /" + b"p" * 60 + b" HTTP/1.1\r\nHost: x\r\nX-Test: " + b"v" * 80 + b"\r\n\r\n"
+        )
+        for index in range(0, len(request), 7):
+            await peer.send(request[index : index + 7])
+            await asyncio.sleep(0.001)
+        status, _, body = await read_answer(peer.reader)
+        assert status == 200 and json.loads(body)["x_test"] == ["v" * 80]
+        # the end of one head, a large body and the start of the next head in one segment
+        big = b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n" + b"b" * 50_000
+        await peer.send(big[:20])
+        await asyncio.sleep(0.01)
+        await peer.send(big[20:] + request[:30])
+        await asyncio.sleep(0.01)
+        await peer.send(request[30:])
+        assert json.loads((await read_answer(peer.reader))[2])["path"] == "/big"
+        assert (await read_answer(peer.reader))[0] == 200
+        await peer.close()
+        await listener.close()
+
+    run(scenario())
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [

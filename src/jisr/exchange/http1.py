@@ -200,6 +200,8 @@ class _ServerConnection(asyncio.Protocol):
     def _reset(self) -> None:
         self.url: list[bytes] = []
         self.head_bytes = 0
+        self.in_head = False  # from the target to the end of the head
+        self.head_segments = 0  # bytes of segments wholly inside the unfinished head
         self.header_items: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.body_bytes = 0
@@ -217,6 +219,7 @@ class _ServerConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
+        unfinished = self.url if self.in_head else None  # the head this segment continues
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -227,6 +230,13 @@ class _ServerConnection(asyncio.Protocol):
                 self._fail(431, "The request head is too large.")
             else:
                 self._fail(400, f"Malformed HTTP request: {error}")
+        else:
+            if unfinished is not None and unfinished is self.url and self.in_head:
+                # httptools holds a header line until it ends (no callback): count the
+                # segments that lie wholly inside a head still unfinished
+                self.head_segments += len(data)
+                if self.head_segments > self.server.max_head_bytes:
+                    self._fail(431, "The request head is too large.")
 
     def _fail(self, status: int, text: str) -> None:
         if self.transport is not None and not self.closing:
@@ -236,6 +246,7 @@ class _ServerConnection(asyncio.Protocol):
 
     # httptools callbacks
     def on_url(self, url: bytes) -> None:
+        self.in_head = True
         self.head_bytes += len(url)
         if self.head_bytes > self.server.max_head_bytes:
             raise _HeadTooLarge
@@ -248,6 +259,7 @@ class _ServerConnection(asyncio.Protocol):
         self.header_items.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         for name, value in self.header_items:
             if name.lower() == "expect" and value.lower() == "100-continue":
                 if self.transport is not None:
