@@ -355,15 +355,63 @@ def test_a_malformed_request_gets_400_and_close(request_bytes: bytes) -> None:
     run(scenario())
 
 
-def test_an_upgrade_request_gets_501_and_close() -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"POST /h2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 2\r\n\r\nhi",
+        b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n",
+    ],
+    ids=["websocket", "h2c-with-body", "connect"],
+)
+def test_an_upgrade_request_gets_501_and_close_and_its_handler_never_runs(
+    request_bytes: bytes,
+) -> None:
     async def scenario() -> None:
-        listener = await listen()
+        calls: list[str] = []
+
+        async def recording(request: Request) -> Response:
+            calls.append(request.raw_path)
+            return Response(200, body=request.raw_path.encode())
+
+        listener = await listen(recording)
+        peer = await connect(listener.port)
+        await peer.send(request_bytes)
+        status, fields, _ = await read_answer(peer.reader)
+        assert status == 501 and fields["connection"] == "close"
+        assert await eof(peer.reader)
+        assert calls == []
+        await peer.close()
+        await listener.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("bad", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * 300 + b"\r\n\r\n", 431),
+    ],
+    ids=["malformed", "upgrade", "head-too-large"],
+)
+def test_an_error_after_pipelined_requests_is_answered_after_them(bad: bytes, status: int) -> None:
+    async def scenario() -> None:
+        async def slow(request: Request) -> Response:
+            await asyncio.sleep(0.01)
+            return Response(200, body=request.raw_path.encode())
+
+        listener = await listen(slow, max_head_bytes=200)
         peer = await connect(listener.port)
         await peer.send(
-            b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n" + bad
         )
-        status, _, _ = await read_answer(peer.reader)
-        assert status == 501
+        assert (await read_answer(peer.reader))[::2] == (200, b"/1")
+        assert (await read_answer(peer.reader))[::2] == (200, b"/2")
+        answer_status, fields, _ = await read_answer(peer.reader)
+        assert answer_status == status and fields["connection"] == "close"
         assert await eof(peer.reader)
         await peer.close()
         await listener.close()

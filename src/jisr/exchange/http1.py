@@ -194,6 +194,7 @@ class _ServerConnection(asyncio.Protocol):
         self.queue: deque[tuple[Request, bool]] = deque()
         self.busy = False
         self.closing = False
+        self.failure: bytes | None = None  # the error answer that ends the connection
         self.last_active = time.monotonic()
         self._reset()
 
@@ -239,9 +240,17 @@ class _ServerConnection(asyncio.Protocol):
                     self._fail(431, "The request head is too large.")
 
     def _fail(self, status: int, text: str) -> None:
-        if self.transport is not None and not self.closing:
+        """Answer ``status`` and close, after the answers to the requests received before."""
+        if self.transport is None or self.closing or self.failure is not None:
+            return
+        self.failure = _plain(status, text)
+        if not self.busy:
+            self._send_failure()
+
+    def _send_failure(self) -> None:
+        if self.transport is not None and self.failure is not None:
             self.closing = True
-            self.transport.write(_plain(status, text))
+            self.transport.write(self.failure)
             self.transport.close()
 
     # httptools callbacks
@@ -298,8 +307,8 @@ class _ServerConnection(asyncio.Protocol):
         )
         keep_alive = bool(self.parser.should_keep_alive())
         self._reset()
-        if self.closing:
-            return
+        if self.closing or self.parser.should_upgrade():
+            return  # an upgrade (or CONNECT) is refused with 501, its handler never runs
         self.queue.append((request, keep_alive))
         if not self.busy:
             self.busy = True
@@ -329,6 +338,8 @@ class _ServerConnection(asyncio.Protocol):
                     self.closing = True
                     transport.close()
                     return
+            if self.failure is not None:
+                self._send_failure()
         finally:
             self.busy = False
 
