@@ -103,7 +103,10 @@ def test_clitic_forms() -> None:
     assert "نجدد" in clitic_forms(fold("غانجدد"))  # the Darija future غا-
     assert "البطاقه" in clitic_forms(fold("دالبطاقة"))  # the genitive د
     assert "اقامه" in clitic_forms(fold("اقامتها"))  # the feminine ت before a pronoun
-    assert clitic_forms("passport") == [] and "ب" not in clitic_forms("بك")
+    assert "ب" not in clitic_forms("بك")
+    # Darija's article and person prefix on a French word in Latin letters
+    assert clitic_forms("lpermis") == ["permis"] and clitic_forms("nrenouveler") == ["renouveler"]
+    assert clitic_forms("passport") == clitic_forms("lait") == clitic_forms("nom") == []
 
 
 def test_render_reads_darija_present_and_future_prefixes() -> None:
@@ -122,6 +125,10 @@ def test_query_tokens_read_clitics_against_the_catalogue() -> None:
     # a known word keeps its letters; an unknown reading is not taken
     assert query_tokens("بنك", known) == ["بنك"]
     assert query_tokens("فلان", known) == bm25_tokens("فلان")
+    assert query_tokens("bghit nrenouveler lpermis", {"renouvel", "permi"})[-2:] == [
+        "renouvel",
+        "permi",
+    ]
 
 
 def test_clean_removes_controls_and_cuts() -> None:

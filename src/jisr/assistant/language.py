@@ -334,11 +334,12 @@ def clitic_forms(word: str) -> list[str]:
     Darija negation ``ما…ش`` (``ماعنديش``, ``عنديش`` → ``عندي``), the Darija present and future
     prefixes (``تنخلص``, ``غانجدد`` → ``نخلص``, ``نجدد``), the genitive ``د`` before the
     article (``دالبطاقه``), and the ``ت`` of a feminine noun before a pronoun (``اقامتها`` →
-    ``اقامه``). Most plausible first; none shorter than three letters. What BM25 keeps of
-    them is decided against the catalogue's words (``Index``): alone, they would turn
-    ``بنك`` into ``نك``."""
+    ``اقامه``); in Latin letters, Darija's article and person prefix before a French word
+    (``lpermis``, ``nrenouveler``). Most plausible first; none shorter than three letters.
+    What BM25 keeps of them is decided against the catalogue's words (``Index``): alone,
+    they would turn ``بنك`` into ``نك``."""
     if not contains_arabic(word):
-        return []
+        return _latin_clitic_forms(word)
     found: list[str] = []
 
     def add(form: str) -> None:
@@ -369,6 +370,15 @@ def clitic_forms(word: str) -> list[str]:
             add(bare[: -len(pronoun) - 1] + "ه")  # اقامتها → اقامه
             break
     return found
+
+
+def _latin_clitic_forms(word: str) -> list[str]:
+    """Darija clitics on a French word written in Latin letters: the article ``l``
+    (``lpermis``, ``lcarte``) and the person prefix of a verb (``nrenouveler``,
+    ``ndeclarer``, ``tlegaliser``, ``ysajal``)."""
+    if len(word) < 5 or not word.isalpha() or word[0] not in "lnty" or word[1] in "aeiouy":
+        return []
+    return [word[1:]]
 
 
 def words(text: str) -> list[str]:
@@ -592,10 +602,12 @@ def vocabulary_of(texts: Iterable[str]) -> frozenset[str]:
 
 def intents_of(text: str) -> frozenset[str]:
     """The intents ``text`` carries (see ``Understanding.intents``), by its words (an Arabic
-    word also without its conjunction و); no ``lost`` when the text names a job
-    (``intent_lost_job``: losing one's job is not losing a document)."""
+    word also without its conjunction و, a French one without a Darija clitic); no ``lost``
+    when the text names a job (``intent_lost_job``: losing one's job is not losing a
+    document)."""
     tokens = words(text)
     tokens += [t[1:] for t in tokens if t[:1] == "و" and len(t) > 3]
+    tokens += [f for t in tokens for f in _latin_clitic_forms(t)]  # nrenouveler, lpermis
     lex = lexicon()
     found = {name for name in ("lost", "renew") if any(t in lex[f"intent_{name}"] for t in tokens)}
     if any(t in lex["intent_lost_job"] for t in tokens):
