@@ -49,12 +49,16 @@ async def read_body(receive: Any) -> bytes:
             return body
 
 
+RECEIVED: list[tuple[str, str]] = []  # (method, path) of every request the provider system got
+
+
 async def provider_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A provider information system: GET /births/<id> and POST /echo (echoes what came)."""
     if scope["type"] != "http":
         return
     body = await read_body(receive)
     path = scope["path"]
+    RECEIVED.append((scope["method"], path))
     headers = {k.decode(): v.decode() for k, v in scope["headers"]}
     if path.startswith("/births/"):
         status, answer = 200, {"national_id": path.rsplit("/", 1)[1], "born": "1990-01-01"}

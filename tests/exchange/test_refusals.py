@@ -21,6 +21,7 @@ from .conftest import (
     BIRTH_RECORD,
     OTHER,
     PORTAL,
+    RECEIVED,
     SERVICE_PATH,
     ExchangeWorld,
     build_world,
@@ -178,6 +179,32 @@ class TestServerProxy:
             again = peer.get(SERVICE_PATH + "/births/1", headers=headers)
         fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
         assert refusals(world, "gateway-civil-registry", "Server.ServerProxy.DuplicateMessageId")
+
+    def test_replay_after_a_restart_is_refused_by_the_guard_table(
+        self, world: ExchangeWorld
+    ) -> None:
+        """The gateway's memory of recent ids is gone after a restart (cleared here); the
+        replay guard's unique key still refuses. A read may reach the provider's system
+        (its record commits meanwhile) but its answer never leaves; a write is refused
+        before the system sees it."""
+        runtime = world.provider_gateway.runtime
+        for method, path, body in (("GET", "/births/1", b""), ("POST", "/echo", b'{"a": 1}')):
+            signature = _signed(world, body=body, method=method, path=path)
+            headers = {envelope.SIGNATURE_HEADER: signature}
+            with _peer(world) as peer:
+                first = peer.request(method, SERVICE_PATH + path, content=body, headers=headers)
+                assert first.status_code == 200, first.text
+                runtime._recent.clear()  # as after a restart
+                received = len(RECEIVED)
+                again = peer.request(method, SERVICE_PATH + path, content=body, headers=headers)
+            fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
+            assert "national_id" not in again.text and "echo" not in again.text
+            if method == "POST":
+                assert len(RECEIVED) == received, "a replayed write reached the provider"
+        assert (
+            len(refusals(world, "gateway-civil-registry", "Server.ServerProxy.DuplicateMessageId"))
+            >= 2
+        )
 
     def test_tampered_body(self, world: ExchangeWorld) -> None:
         signature = _signed(world, body=b'{"a": 1}', method="POST", path="/echo")

@@ -131,6 +131,9 @@ class GatewayRuntime:
         self._inline = self.node.engine.dialect.name == "sqlite"
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
         self._last_batch = 0  # records in the last inline commit
+        # (client, message id) -> monotonic time, oldest first: the replay guard's memory
+        # (``first_sight``); the table's unique key stays the guard that counts.
+        self._recent: dict[tuple[str, str], float] = {}
         self._seen_pending = 0  # records waiting at the last deferral
         self._held: sa.Connection | None = None  # the message log's connection
         self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
@@ -298,6 +301,25 @@ class GatewayRuntime:
             self._fingerprints.clear()
         self._fingerprints[id(certificate)] = (certificate, digest)
         return digest
+
+    def first_sight(self, client: str, message_id: str) -> bool:
+        """False when this gateway received message ``message_id`` of ``client`` within the
+        replay window since it started; otherwise remembers it and returns True. Lets the
+        server proxy refuse a replay before anything is forwarded; the replay guard's unique
+        key (``log(seen=…)``) still decides, across restarts too."""
+        key = (client, message_id)
+        if key in self._recent:
+            return False
+        now = time.monotonic()
+        self._recent[key] = now
+        if len(self._recent) % 1024 == 0:  # forget what is older than the window
+            horizon = now - 2 * self.settings.exchange_max_clock_skew_seconds
+            while self._recent:
+                oldest = next(iter(self._recent.items()))
+                if oldest[1] >= horizon:
+                    break
+                del self._recent[oldest[0]]
+        return True
 
     @staticmethod
     def refusal_reason(refused: CertificateRefused) -> str:

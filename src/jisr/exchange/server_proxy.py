@@ -14,9 +14,11 @@ refusal is signed, logged, then sent. Shared parts: ``jisr.exchange.proxy``.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import uuid
+from collections.abc import Awaitable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -208,26 +210,22 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
             f"Client {client} has no access right to {request.method} {path or '/'} of {service}.",
         )
     request_hash = envelope.request_hash(signature, body)
-
-    try:
-        await runtime.log(
-            "request.in",
-            {
-                "id": call.id,
-                "from": call.facts["peer"],
-                "signature": signature,
-                **runtime.body_fields(body, f"request.in:{call.id}"),
-            },
-            actor=call.client,
-            subject=call.service,
-            seen=(str(client), call.id),  # the unique key refuses a replay
-        )
-    except IntegrityError as error:
-        raise XRoadFault(
-            "Server.ServerProxy.DuplicateMessageId",
-            f"Message id {call.id} of {client} was already received (replay refused).",
-        ) from error
+    if not runtime.first_sight(str(client), call.id):
+        raise _replayed(call, client)
+    logging = runtime.log(
+        "request.in",
+        {
+            "id": call.id,
+            "from": call.facts["peer"],
+            "signature": signature,
+            **runtime.body_fields(body, f"request.in:{call.id}"),
+        },
+        actor=call.client,
+        subject=call.service,
+        seen=(str(client), call.id),  # the unique key refuses a replay
+    )
     if room:
+        await _logged(logging, call, client)
         status, headers, answer = await pubsub.answer_signed(
             runtime,
             conf,
@@ -239,10 +237,26 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
             body=body,
             peer=str(call.facts["peer"]),
         )
-    else:
+    elif request.method not in READ_ONLY:
+        # A call that may change something at the provider reaches its system only once
+        # its record (and replay-guard row) is committed.
+        await _logged(logging, call, client)
         status, headers, answer = await _forward(
             context, request, signed, base_url or "", path, body
         )
+    else:
+        # A read changes nothing at the provider, and what it reads leaves this gateway only
+        # in the answer, which waits for both records (below): its record is committed
+        # while the provider's system works (one commit less on the call's path).
+        logged = asyncio.ensure_future(logging)
+        try:
+            status, headers, answer = await _forward(
+                context, request, signed, base_url or "", path, body
+            )
+        except BaseException:
+            await _logged(logged, call, client)
+            raise
+        await _logged(logged, call, client)
     answer_signature = envelope.sign_response(
         runtime.signing_key,
         sender=runtime.name,
@@ -275,6 +289,25 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
             "X-Road-Id": call.id,
         },
     )
+
+
+READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _replayed(call: Call, client: SubsystemId) -> XRoadFault:
+    return XRoadFault(
+        "Server.ServerProxy.DuplicateMessageId",
+        f"Message id {call.id} of {client} was already received (replay refused).",
+    )
+
+
+async def _logged(logging: Awaitable[None], call: Call, client: SubsystemId) -> None:
+    """Wait for a ``request.in`` record's commit; a replay refused by the guard's unique key
+    becomes ``DuplicateMessageId``."""
+    try:
+        await logging
+    except IntegrityError as error:
+        raise _replayed(call, client) from error
 
 
 async def _forward(
