@@ -7,11 +7,13 @@
 3. The decision, on the fused score of the best procedure:
 
    * no letters at all (empty, emoji-only) → ask for a question;
-   * an instruction-override marker ("ignore the rules"), an off-topic subject (weather, a
-     recipe) without a strong BM25 match (``OFF_TOPIC_BM25``), or a best score under
-     ``NO_MATCH_BELOW`` → say that nothing fits and point to the catalogue, ``procedure`` null;
-   * the two best closer than ``CLOSE_MARGIN`` → one clarifying question naming both,
-     ``procedure`` null, both cited;
+   * a question that is not for the catalogue (``jisr.assistant.scope``: an instruction to
+     the assistant such as "ignore the rules" or "you are now", a request to forge or break
+     into something, an off-topic subject such as the weather or a recipe naming no catalogue
+     term, a procedure of another country), or a best score under ``NO_MATCH_BELOW`` → say
+     that nothing fits and point to the catalogue, ``procedure`` null;
+   * the two best closer than ``CLOSE_MARGIN`` and siblings (``siblings``: the same country
+     and category) → one clarifying question naming both, ``procedure`` null, both cited;
    * otherwise the answer, composed **only** from the chosen entry's fields (title,
      description, documents, steps, fees, processing time, agency) in the answer language,
      through the ``_()`` templates below, and the entry cited. A fee or a delay the entry
@@ -44,6 +46,7 @@ from jisr.assistant.schemas import (
     ProcedureRef,
     ProcedureTitle,
 )
+from jisr.assistant.scope import outside
 from jisr.core.arabic import normalize_arabic
 from jisr.core.i18n import _, gettext
 from jisr.core.logging import get_logger
@@ -58,9 +61,6 @@ log = get_logger("jisr.assistant")
 NO_MATCH_BELOW = 0.91
 """Fused score under which no procedure is said to fit (chosen on the dev set: 98% of the
 right answers score above 0.924, all but two out-of-scope questions below 0.91)."""
-OFF_TOPIC_BM25 = 4.0
-"""A question naming an off-topic subject (``lexicon.json``, ``off_topic``) is refused unless
-the best procedure's raw BM25 score reaches this (a strong catalogue term)."""
 CLOSE_MARGIN = 0.005
 """Two best procedures closer than this get a clarifying question (chosen on the dev set)."""
 CONFIDENT_AT = 1.0
@@ -236,13 +236,11 @@ class Assistant:
         ranked = self._search(understood, country, mode)
         procedures = [catalogue_service.get_procedure(s.id) for s in ranked]
         candidates = [_ref(p) for p in procedures]
-        off_topic = understood.off_topic_marker and (not ranked or ranked[0].bm25 < OFF_TOPIC_BM25)
-        if (
-            understood.out_of_scope_marker
-            or off_topic
-            or not ranked
-            or ranked[0].score < NO_MATCH_BELOW
-        ):
+        reason = outside(
+            understood,
+            best_category=procedures[0].category if procedures else None,
+        )
+        if reason is not None or not ranked or ranked[0].score < NO_MATCH_BELOW:
             return Answer(
                 answer=gettext(
                     _(
@@ -255,15 +253,20 @@ class Assistant:
                 ),
                 language=language,
                 procedure=None,
-                candidates=[] if understood.out_of_scope_marker else candidates,
+                candidates=[] if reason in ("instruction", "harm") else candidates,
                 confidence=0.0,
                 citations=[],
             )
         best = ranked[0]
         second = ranked[1] if len(ranked) > 1 else None
         confidence = _confidence(best, second)
-        if second is not None and best.score - second.score < CLOSE_MARGIN:
-            first_p, second_p = procedures[0], procedures[1]
+        first_p = procedures[0]
+        if (
+            second is not None
+            and best.score - second.score < CLOSE_MARGIN
+            and siblings(first_p, procedures[1])
+        ):
+            second_p = procedures[1]
             return Answer(
                 answer=_t(
                     _("Do you mean “{first}” or “{second}”?"),
@@ -286,6 +289,14 @@ class Assistant:
             confidence=confidence,
             citations=[_citation(chosen, language)],
         )
+
+
+def siblings(first: Procedure, second: Procedure) -> bool:
+    """Whether two procedures are close enough in kind for a question to hesitate between
+    them: the same country and the same category (a lost or a renewed identity card, a birth
+    or a death declaration). Two close scores of unrelated procedures are a coincidence of the
+    scores, not an ambiguity of the question: the best is answered."""
+    return first.country == second.country and first.category == second.category
 
 
 _lock = threading.Lock()
@@ -317,11 +328,11 @@ __all__ = [
     "CLOSE_MARGIN",
     "CONFIDENT_AT",
     "NO_MATCH_BELOW",
-    "OFF_TOPIC_BM25",
     "Assistant",
     "ask",
     "compose",
     "default_assistant",
     "redact",
+    "siblings",
     "warm",
 ]
