@@ -101,9 +101,12 @@ def _sqlite_on_begin(connection: sa.Connection) -> None:
     # On the driver's connection directly: through ``exec_driver_sql`` (execution context,
     # events, result) the BEGIN cost a gateway's message log 7 % of its CPU (cProfile of
     # ``benchmarks/exchange_overhead.py``'s provider gateway); SQLAlchemy needs no result.
+    # A transaction already open on the driver's connection (the gateways' message log opens
+    # its own, ``jisr.exchange.gateway``) is the one SQLAlchemy's statements join.
     dbapi_connection = connection.connection.driver_connection
     assert dbapi_connection is not None
-    dbapi_connection.execute("BEGIN IMMEDIATE")
+    if not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

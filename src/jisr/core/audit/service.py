@@ -274,6 +274,7 @@ def _write(
     else:
         connection = session
     cursor = _sqlite_cursor(connection)
+    now_stamp = _time_processor(connection.dialect)(now) if cursor is not None else None
     head = cursor.execute(_RAW_SELECT_HEAD, (chain,)).fetchone() if cursor is not None else None
     if head is not None:
         seq, prev_hash = int(head[0]), str(head[1])
@@ -281,12 +282,13 @@ def _write(
         seq, prev_hash = _lock_head(connection, chain, now)
     rows: list[dict[str, Any]] = []
     checkpoints: list[dict[str, Any]] = []
+    now_text = format_timestamp(now)  # most records are written at ``now``: formatted once
     for entry, created_at, data in prepared:
         seq += 1
         digest = record_hash(
             chain=chain,
             seq=seq,
-            created_at=format_timestamp(created_at),
+            created_at=now_text if created_at is now else format_timestamp(created_at),
             event=entry.event,
             actor=entry.actor,
             subject=entry.subject,
@@ -315,7 +317,7 @@ def _write(
             (
                 chain,
                 row["seq"],
-                stamp(row["created_at"]),
+                now_stamp if row["created_at"] is now else stamp(row["created_at"]),
                 row["event"],
                 row["actor"],
                 row["subject"],
@@ -342,7 +344,8 @@ def _write(
         connection.execute(_INSERT_CHECKPOINTS, checkpoints)
     if cursor is not None:
         cursor.execute(
-            _RAW_UPDATE_HEAD, (seq, prev_hash, _time_processor(connection.dialect)(now), chain)
+            _RAW_UPDATE_HEAD,
+            (seq, prev_hash, now_stamp, chain),
         )
         cursor.close()
     else:
