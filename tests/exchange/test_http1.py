@@ -504,6 +504,36 @@ def test_a_failing_handler_gets_500_and_the_connection_keeps_serving() -> None:
     run(scenario())
 
 
+def test_an_answer_header_that_cannot_be_sent_gets_500_and_the_connection_keeps_serving() -> None:
+    """A line break in a header field would split the answer (a peer's signed envelope
+    carries header fields): refused; so is a value that is not Latin-1."""
+
+    async def unsafe(request: Request) -> Response:
+        if request.raw_path == "/crlf":
+            return Response(200, headers={"X-A": "1\r\nSet-Cookie: evil=1"})
+        if request.raw_path == "/lf-name":
+            return Response(200, headers=[("X-A\nX-B", "1")])
+        if request.raw_path == "/arabic":
+            return Response(200, headers={"X-Name": "\u0645\u062d\u0645\u062f"})
+        return Response(200, body=b"ok", headers={"X-Fine": "caf\u00e9"})
+
+    async def scenario() -> None:
+        listener = await listen(unsafe)
+        peer = await connect(listener.port)
+        for path in (b"/crlf", b"/lf-name", b"/arabic"):
+            await peer.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, fields, body = await read_answer(peer.reader)
+            assert status == 500 and "set-cookie" not in fields and "x-name" not in fields
+            assert body == b"Internal error of the gateway."
+        await peer.send(GET)
+        status, fields, body = await read_answer(peer.reader)
+        assert (status, body, fields["x-fine"]) == (200, b"ok", "caf\u00e9")  # Latin-1
+        await peer.close()
+        await listener.close()
+
+    run(scenario())
+
+
 def test_an_idle_keep_alive_connection_is_closed() -> None:
     async def scenario() -> None:
         listener = await listen(keepalive_seconds=0.1)
@@ -512,6 +542,9 @@ def test_an_idle_keep_alive_connection_is_closed() -> None:
         assert (await read_answer(peer.reader))[0] == 200
         assert await eof(peer.reader)  # closed by the server, eventually
         await peer.close()
+        silent = await connect(listener.port)  # a connection that never sends anything
+        assert await eof(silent.reader)
+        await silent.close()
         await listener.close()
 
     run(scenario())
@@ -1055,6 +1088,91 @@ def test_client_refuses_a_malformed_answer(answer: bytes) -> None:
         client = Client(timeout=WAIT)
         with pytest.raises(ConnectionError):
             await client.request("GET", HOST, port_of(server), "/", limit=100)
+        await stop(server, client, seen)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("/a HTTP/1.1\r\nX-Smuggled: 1\r\n", []),
+        ("/a", [("X-A", "1\r\nX-Smuggled: 1")]),
+        ("/a", [("X-A", "1\nX-Smuggled: 1")]),
+        ("/a", [("X-A", "1\rX-Smuggled: 1")]),
+        ("/a", [("X-A\r\nX-Smuggled", "1")]),
+        ("/a", [("X-Name", "\u0645\u062d\u0645\u062f")]),
+    ],
+    ids=["target", "value-crlf", "value-lf", "value-cr", "name", "not-latin-1"],
+)
+def test_client_refuses_a_head_it_cannot_send_as_it_is(
+    target: str, headers: list[tuple[str, str]]
+) -> None:
+    """A line break in a target or a header field would smuggle a request (a peer's signed
+    envelope carries header fields): nothing is sent."""
+
+    async def scenario() -> None:
+        server, seen = await raw_server(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        client = Client(timeout=WAIT)
+        with pytest.raises(ValueError):
+            await client.request("GET", HOST, port_of(server), target, headers=headers, limit=10)
+        status, _, _ = await client.request("GET", HOST, port_of(server), "/b", limit=10)
+        assert status == 200 and seen.requests == ["GET /b HTTP/1.1"]
+        await stop(server, client, seen)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+def test_client_does_not_reuse_a_connection_its_server_ends(answer: bytes) -> None:
+    async def scenario() -> None:
+        server, seen = await raw_server(answering(answer))  # the raw server does not close
+        client = Client(timeout=WAIT)
+        for _ in range(2):
+            assert (await client.request("GET", HOST, port_of(server), "/", limit=10))[2] == b"ok"
+        assert len(seen.connections) == 2
+        await stop(server, client, seen)
+
+    run(scenario())
+
+
+def test_client_concurrent_requests_use_several_connections_then_reuse_them() -> None:
+    async def scenario() -> None:
+        both = asyncio.Event()
+        arrived = 0
+
+        async def script(
+            c: int, r: int, line: str, body: bytes, writer: asyncio.StreamWriter
+        ) -> bool:
+            nonlocal arrived
+            arrived += 1
+            if arrived == 2:
+                both.set()
+            await both.wait()  # the first answer waits for the second request
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % c)
+            return True
+
+        server, seen = await raw_server(script)
+        client = Client(timeout=WAIT, max_idle_per_host=1)
+        port = port_of(server)
+        answers = await asyncio.gather(
+            client.request("GET", HOST, port, "/1", limit=10),
+            client.request("GET", HOST, port, "/2", limit=10),
+        )
+        assert sorted(answer[2] for answer in answers) == [b"0", b"1"]
+        assert len(seen.connections) == 2
+        # one of the two was kept (max_idle_per_host=1): the next requests go on it
+        for _ in range(2):
+            assert (await client.request("GET", HOST, port, "/3", limit=10))[0] == 200
+        assert len(seen.connections) == 2
+        assert sorted(len(requests) for requests in seen.connections) == [1, 3]
         await stop(server, client, seen)
 
     run(scenario())

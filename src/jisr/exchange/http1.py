@@ -154,7 +154,10 @@ def _head(status: int, headers: list[tuple[str, str]], length: int, close: bool)
     if close:
         lines.append(b"Connection: close\r\n")
     lines.append(b"\r\n")
-    return b"".join(lines)
+    head = b"".join(lines)
+    if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines):
+        raise ValueError("a line break inside a header field of the answer")
+    return head
 
 
 def _plain(status: int, text: str) -> bytes:
@@ -331,9 +334,14 @@ class _ServerConnection(asyncio.Protocol):
                     self.queue.clear()
                     return
                 close = not keep_alive
+                try:
+                    head = _head(response.status, response.headers, len(response.body), close)
+                except ValueError as error:  # a header field that cannot be sent as it is
+                    log.error("http.answer-refused", error=repr(error))
+                    response = Response(500, body=b"Internal error of the gateway.")
+                    head = _head(500, [], len(response.body), close)
                 body = b"" if request.method == "HEAD" else response.body
-                length = len(response.body)
-                transport.write(_head(response.status, response.headers, length, close) + body)
+                transport.write(head + body)
                 if close:
                     self.closing = True
                     transport.close()
@@ -547,7 +555,10 @@ class Client:
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}\r\n")
         lines.append("\r\n")
-        message = "".join(lines).encode("latin-1") + body
+        head = "".join(lines)
+        if head.count("\n") != len(lines) + 1 or head.count("\r") != len(lines) + 1:
+            raise ValueError("a line break inside the request line or a header field")
+        message = head.encode("latin-1") + body
         key = (host, port, id(ssl_context) if ssl_context is not None else 0)
         async with asyncio.timeout(self.timeout):
             for attempt in range(2):
