@@ -27,6 +27,7 @@ from .conftest import (
     build_world,
     fault,
     free_port,
+    message_log,
     refusals,
     tls_client_context,
 )
@@ -201,6 +202,13 @@ class TestServerProxy:
             assert "national_id" not in again.text and "echo" not in again.text
             if method == "POST":
                 assert len(RECEIVED) == received, "a replayed write reached the provider"
+            message_id = envelope.claimed_id(signature)
+            written = [
+                event
+                for event, data in message_log(world, "gateway-civil-registry")
+                if data.get("id") == message_id and event in ("request.in", "response.out")
+            ]
+            assert written == ["request.in", "response.out"], "the replay wrote a record"
         assert (
             len(refusals(world, "gateway-civil-registry", "Server.ServerProxy.DuplicateMessageId"))
             >= 2

@@ -93,6 +93,18 @@ class _Pending:
     seen: tuple[str, str] | None  # (client, message id) for the replay guard
     done: asyncio.Future[None]
     error: BaseException | None = field(default=None)
+    requires: _Pending | None = field(default=None)  # written only if this one is
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One message-log record to write (``GatewayRuntime.log_all``)."""
+
+    event: str
+    data: dict[str, Any]
+    actor: str | None = None
+    subject: str | None = None
+    seen: tuple[str, str] | None = None
 
 
 class GatewayRuntime:
@@ -436,6 +448,9 @@ class GatewayRuntime:
         except Exception:  # retry each alone, so one bad record sinks no other
             for item in batch:
                 item.error = None
+                if item.requires is not None and item.requires.error is not None:
+                    item.error = item.requires.error  # all of a ``log_all`` or none
+                    continue
                 try:
                     self._append_alone(item)
                 except Exception as error:
@@ -522,19 +537,45 @@ class GatewayRuntime:
         """Append one record to the message log; return once it is committed. ``seen``
         (client, message id) is inserted first in the same transaction (the replay guard):
         when the pair was seen before, the record is refused and ``IntegrityError`` raised."""
-        entry = audit.AuditEntry(event=event, data=data, actor=_clip(actor), subject=_clip(subject))
+        # Not shielded: should the caller be cancelled, its future is cancelled, and the
+        # batch's writer still writes the record (``_wake`` skips futures already done).
+        item = self._enqueue(LogRecord(event, data, actor, subject, seen), None)
+        self._kick()
+        await item.done
+
+    async def log_all(self, records: list[LogRecord]) -> None:
+        """Append ``records`` in this order, in one commit, all or none: when one is refused
+        (a replay, see ``log``), none after it is written, and its error is raised."""
+        items: list[_Pending] = []
+        for record in records:
+            items.append(self._enqueue(record, items[-1] if items else None))
+        self._kick()  # after all are queued: they go to the writer in one batch
+        outcomes = await asyncio.gather(*(item.done for item in items), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    def _enqueue(self, record: LogRecord, requires: _Pending | None) -> _Pending:
+        entry = audit.AuditEntry(
+            event=record.event,
+            data=record.data,
+            actor=_clip(record.actor),
+            subject=_clip(record.subject),
+        )
         loop = asyncio.get_running_loop()
-        item = _Pending(entry, seen, loop.create_future())
+        item = _Pending(entry, record.seen, loop.create_future(), requires=requires)
         self._pending.append(item)
+        return item
+
+    def _kick(self) -> None:
+        """Start a commit of what is queued, unless one is under way (it takes the rest)."""
         if not self._writing:
             self._writing = True
+            loop = asyncio.get_running_loop()
             if self._inline:
                 loop.call_soon(self._write_inline)
             else:
                 self._hand_over(loop)
-        # Not shielded: should the caller be cancelled, its future is cancelled, and the
-        # batch's writer still writes the record (``_wake`` skips futures already done).
-        await item.done
 
     def _write_inline(self, waited: int = 0) -> None:
         """SQLite: commit everything waiting, on the loop's thread (see the module docstring);
@@ -610,4 +651,4 @@ def _clip(value: str | None) -> str | None:
     return value[:255] if value else None
 
 
-__all__ = ["MESSAGE_LOG", "GatewayRuntime"]
+__all__ = ["MESSAGE_LOG", "GatewayRuntime", "LogRecord"]

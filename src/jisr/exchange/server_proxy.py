@@ -14,7 +14,6 @@ refusal is signed, logged, then sent. Shared parts: ``jisr.exchange.proxy``.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import json
 import uuid
@@ -26,7 +25,7 @@ from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.exchange import envelope, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
-from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.gateway import GatewayRuntime, LogRecord
 from jisr.exchange.globalconf import Federation, GlobalConf, PeerGateway
 from jisr.exchange.http1 import AnswerTooLarge, Request, Response, split_url
 from jisr.exchange.identifiers import SubsystemId
@@ -212,7 +211,7 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
     request_hash = envelope.request_hash(signature, body)
     if not runtime.first_sight(str(client), call.id):
         raise _replayed(call, client)
-    logging = runtime.log(
+    received = LogRecord(
         "request.in",
         {
             "id": call.id,
@@ -224,39 +223,32 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         subject=call.service,
         seen=(str(client), call.id),  # the unique key refuses a replay
     )
-    if room:
-        await _logged(logging, call, client)
-        status, headers, answer = await pubsub.answer_signed(
-            runtime,
-            conf,
-            call_id=call.id,
-            client=client,
-            service=service,
-            method=request.method,
-            path=path,
-            body=body,
-            peer=str(call.facts["peer"]),
-        )
-    elif request.method not in READ_ONLY:
-        # A call that may change something at the provider reaches its system only once
-        # its record (and replay-guard row) is committed.
-        await _logged(logging, call, client)
-        status, headers, answer = await _forward(
-            context, request, signed, base_url or "", path, body
-        )
-    else:
-        # A read changes nothing at the provider, and what it reads leaves this gateway only
-        # in the answer, which waits for both records (below): its record is committed
-        # while the provider's system works (one commit less on the call's path).
-        logged = asyncio.ensure_future(logging)
-        try:
+    read = not room and request.method in READ_ONLY
+    if not read:
+        # A call that may change something at the provider (a write, or a pub/sub room's
+        # state) goes on only once its record (and replay-guard row) is committed.
+        await _logged(runtime.log_all([received]), call, client)
+    try:
+        if room:
+            status, headers, answer = await pubsub.answer_signed(
+                runtime,
+                conf,
+                call_id=call.id,
+                client=client,
+                service=service,
+                method=request.method,
+                path=path,
+                body=body,
+                peer=str(call.facts["peer"]),
+            )
+        else:
             status, headers, answer = await _forward(
                 context, request, signed, base_url or "", path, body
             )
-        except BaseException:
-            await _logged(logged, call, client)
-            raise
-        await _logged(logged, call, client)
+    except XRoadFault:
+        if read:  # the request's record first, then the refusal's
+            await _logged(runtime.log_all([received]), call, client)
+        raise
     answer_signature = envelope.sign_response(
         runtime.signing_key,
         sender=runtime.name,
@@ -267,7 +259,7 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         headers=headers,
         body=answer,
     )
-    await runtime.log(
+    answered = LogRecord(
         "response.out",
         {
             "id": call.id,
@@ -280,6 +272,10 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         actor=call.client,
         subject=call.service,
     )
+    # A read changes nothing at the provider, and what it reads leaves this gateway only in
+    # the answer: its request's record is written with the answer's, in one commit (all or
+    # none: a replay refused by the guard's key writes neither), before the answer leaves.
+    await _logged(runtime.log_all([received, answered] if read else [answered]), call, client)
     return Response(
         status,
         body=answer,
@@ -302,8 +298,8 @@ def _replayed(call: Call, client: SubsystemId) -> XRoadFault:
 
 
 async def _logged(logging: Awaitable[None], call: Call, client: SubsystemId) -> None:
-    """Wait for a ``request.in`` record's commit; a replay refused by the guard's unique key
-    becomes ``DuplicateMessageId``."""
+    """Wait for records' commit; a replay refused by the guard's unique key becomes
+    ``DuplicateMessageId``."""
     try:
         await logging
     except IntegrityError as error:
