@@ -30,8 +30,9 @@ Arabizi word without its article ``l``):
 2. **Harm** (``harm``): forging, falsifying or breaking into something (``out_of_scope_harm``:
    forge, counterfeit, hack, falsifier, تزوير, اختراق, nzawer).
 3. **Another subject** (``off_topic``): a word of ``off_topic`` (weather, food and recipes,
-   sport, films, music, books and jokes, general knowledge, arithmetic, programming and
-   devices, shopping, restaurants and hotels, markets and currencies, medicine, small talk),
+   sport, films, music, books and jokes, general knowledge, arithmetic, programming, devices
+   and social networks, shopping, markets and currencies, medicine, small talk) or a sum to
+   work out (``_ARITHMETIC``),
    or a place to go out (``off_topic_venue``: restaurant, café, hotel, مطعم, with
    ``off_topic_recommend``: best, where, meilleur, أحسن, وين, a7san), unless the question also
    names a catalogue term (``catalogue_terms``: the words of the procedures' titles and short
@@ -103,15 +104,17 @@ def _forms(token: str) -> set[str]:
 def _matches(tokens: Sequence[str], start: int, entries: frozenset[str]) -> int:
     """The length in words of the longest entry of ``entries`` starting at ``tokens[start]``
     (its first word also without a clitic), 0 when none does."""
-    best = 0
-    for length in (3, 2, 1):
-        if start + length > len(tokens):
-            continue
+    for length in range(min(_longest(entries), len(tokens) - start), 0, -1):
         tail = " ".join(tokens[start + 1 : start + length])
         for first in _forms(tokens[start]):
             if " ".join(filter(None, (first, tail))) in entries:
                 return length
-    return best
+    return 0
+
+
+@functools.cache
+def _longest(entries: frozenset[str]) -> int:
+    return max((entry.count(" ") + 1 for entry in entries), default=0)
 
 
 def _find(tokens: Sequence[str], entries: frozenset[str]) -> list[int]:
@@ -130,8 +133,13 @@ def _opens(clause: Sequence[str], position: int) -> bool:
     return all(t in _OPENERS for t in clause[:position])
 
 
-def _followed(tokens: Sequence[str], position: int, entries: frozenset[str], span: int) -> bool:
-    return any(_matches(tokens, j, entries) for j in range(position + 1, position + 1 + span))
+def _followed(
+    tokens: Sequence[str], position: int, entries: frozenset[str], span: int, head: frozenset[str]
+) -> bool:
+    """Whether an entry of ``entries`` starts within ``span`` words after the entry of
+    ``head`` found at ``position``."""
+    after = position + max(1, _matches(tokens, position, head))
+    return any(_matches(tokens, j, entries) for j in range(after, after + span))
 
 
 def instruction(text: str) -> bool:
@@ -140,7 +148,8 @@ def instruction(text: str) -> bool:
     if _find(tokens, _list("out_of_scope")):
         return True
     for position in _find(tokens, _list("out_of_scope_override")):
-        if _followed(tokens, position, _list("out_of_scope_override_targets"), WINDOW + 1):
+        targets = _list("out_of_scope_override_targets")
+        if _followed(tokens, position, targets, WINDOW + 1, _list("out_of_scope_override")):
             return True
     if _find(tokens, _list("out_of_scope_invent")) and _find(
         tokens, _list("out_of_scope_invent_targets")
@@ -151,8 +160,9 @@ def instruction(text: str) -> bool:
         return True
     for clause in _clauses(text):
         for position in _find(clause, _list("out_of_scope_override")):
+            everything = _list("out_of_scope_override_all")
             if _opens(clause, position) and _followed(
-                clause, position, _list("out_of_scope_override_all"), WINDOW
+                clause, position, everything, WINDOW, _list("out_of_scope_override")
             ):
                 return True
         for position in _find(clause, _list("out_of_scope_roleplay")):
@@ -160,7 +170,7 @@ def instruction(text: str) -> bool:
                 return True
         for position in _find(clause, _list("out_of_scope_say")):
             if _opens(clause, position) and _followed(
-                clause, position, _list("out_of_scope_that"), 3
+                clause, position, _list("out_of_scope_that"), 3, _list("out_of_scope_say")
             ):
                 return True
     return False
@@ -178,6 +188,9 @@ def _stems(tokens: Iterable[str]) -> set[str]:
     return found
 
 
+_ACRONYM = re.compile(r"\b[A-Z]{3,}\b")
+
+
 def _term(word: str) -> bool:
     """Long enough to name something: three Arabic letters, four Latin ones, not a number."""
     return not word.isdigit() and len(word) >= (3 if "\u0600" <= word[0] <= "\u06ff" else 4)
@@ -186,16 +199,15 @@ def _term(word: str) -> bool:
 @functools.cache
 def catalogue_terms() -> frozenset[str]:
     """The words of the catalogue's titles (in its three languages) and short aliases (every
-    variety, ``TERM_WORDS``), less stop words, country and nationality words, off-topic words,
-    everyday words that name nothing alone (``off_topic_not_terms``: good, new, first) and
-    short words (``_term``): a question naming one of them speaks of a procedure."""
+    variety, ``TERM_WORDS``), less stop words, nationality words, off-topic words, everyday
+    words and country names that name no procedure alone (``off_topic_not_terms``: good, new,
+    Qatar) and short words (``_term``): a question naming one of them speaks of a procedure
+    (an acronym of three capitals or more such as QID or AMO does)."""
     left_out = set().union(
         *(
             _list(name)
             for name in (
                 "stopwords",
-                "country_ma",
-                "country_qa",
                 "nationality_ma",
                 "nationality_qa",
                 "off_topic",
@@ -211,6 +223,7 @@ def catalogue_terms() -> frozenset[str]:
             texts.extend(a for a in getattr(aliases, variety) if len(words(a)) <= TERM_WORDS)
         for text in texts:
             found.update(w for w in words(text) if _term(w))
+            found.update(a.casefold() for a in _ACRONYM.findall(text))  # QID, AMO, RSU
     return frozenset(found - left_out)
 
 
@@ -223,11 +236,20 @@ def _subject_words(tokens: Sequence[str]) -> set[int]:
     return covered
 
 
+_ARITHMETIC = re.compile(
+    r"\d\s*(?:[+*×÷=]|\b(?:times|plus|minus|moins|fois|divided by|multiplied by)\b"
+    r"|(?:ضرب|زائد|ناقص|تقسيم)\s)\s*\d",
+    re.IGNORECASE,
+)
+"""A sum to work out ("17 fois 23", "345 divided by 5", "12 ضرب 8"); not a date or a
+photo size (``12/05``, ``2024-2025``, ``3x4``)."""
+
+
 def off_topic(understood: Understanding) -> bool:
     """Whether the question names an off-topic subject (3. of the module docstring), before
     the catalogue-term check."""
     tokens = words(understood.text)
-    if _find(tokens, _list("off_topic")):
+    if _find(tokens, _list("off_topic")) or _ARITHMETIC.search(understood.text):
         return True
     venue = _find(tokens, _list("off_topic_venue"))
     return bool(venue and _find(tokens, _list("off_topic_recommend")))
