@@ -27,7 +27,11 @@ Ends with one JSON line::
     {"direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms",
      "gateway_cpu_ms_per_call", "floor_cpu_ms_per_call"}
 
-    .venv/bin/python benchmarks/exchange_overhead.py [--seconds 8] [--connections 8]
+Each figure but the floor is the median of ``--rounds`` (3) rounds of all four phases, each
+round's figures printed to stderr: on a shared 2-core machine one phase alone varies by a
+fifth from run to run.
+
+    .venv/bin/python benchmarks/exchange_overhead.py [--rounds 3] [--seconds 6] [--connections 8]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,6 +225,27 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def measure_round(
+    direct_url: str, gateway_url: str, gateways: list[Any], args: argparse.Namespace
+) -> dict[str, float]:
+    """One round: throughput directly then through the gateways (with their CPU time), then
+    latency at one connection directly then through the gateways."""
+    run = uvloop.run
+    direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
+    cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
+    gateway_rps, calls = run(throughput(gateway_url, args.connections, args.seconds))
+    cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
+    direct_ms = run(latencies(direct_url, args.latency_calls))
+    gateway_ms = run(latencies(gateway_url, args.latency_calls))
+    return {
+        "direct_rps": round(direct_rps, 1),
+        "gateway_rps": round(gateway_rps, 1),
+        "added_p50_ms": round(percentile(gateway_ms, 0.5) - percentile(direct_ms, 0.5), 3),
+        "added_p99_ms": round(percentile(gateway_ms, 0.99) - percentile(direct_ms, 0.99), 3),
+        "gateway_cpu_ms_per_call": round((cpu_after - cpu_before) * 1000 / calls, 3),
+    }
+
+
 # --- the floor ----------------------------------------------------------------------------------
 
 
@@ -314,7 +340,10 @@ def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="each throughput phase")
+    parser.add_argument("--seconds", type=float, default=6.0, help="each throughput phase")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of all phases; medians are reported"
+    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--latency-calls", type=int, default=500)
     parser.add_argument("--floor-calls", type=int, default=1000)
@@ -361,29 +390,25 @@ def main() -> None:
             gateway_url = f"http://127.0.0.1:{client_port}{SERVICE_PATH}{CALL_PATH}"
             wait_http(gateway_url)
             direct_url = f"{service_url}{CALL_PATH}"
-            run = uvloop.run
-            direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
-            cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
-            gateway_rps, calls = run(throughput(gateway_url, args.connections, args.seconds))
-            cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
-            direct_ms = run(latencies(direct_url, args.latency_calls))
-            gateway_ms = run(latencies(gateway_url, args.latency_calls))
+            rounds = [
+                measure_round(direct_url, gateway_url, gateways, args) for _ in range(args.rounds)
+            ]
         floor = floor_cpu_ms(directory, provider, consumer, args.floor_calls)
     finally:
         shutil.rmtree(directory.parent, ignore_errors=True)
     result = {
-        "direct_rps": round(direct_rps, 1),
-        "gateway_rps": round(gateway_rps, 1),
-        "added_p50_ms": round(percentile(gateway_ms, 0.5) - percentile(direct_ms, 0.5), 3),
-        "added_p99_ms": round(percentile(gateway_ms, 0.99) - percentile(direct_ms, 0.99), 3),
-        "gateway_cpu_ms_per_call": round((cpu_after - cpu_before) * 1000 / calls, 3),
-        "floor_cpu_ms_per_call": round(floor, 3),
+        name: round(statistics.median(r[name] for r in rounds), 3 if "_ms" in name else 1)
+        for name in ("direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms")
     }
+    result["gateway_cpu_ms_per_call"] = round(
+        statistics.median(r["gateway_cpu_ms_per_call"] for r in rounds), 3
+    )
+    result["floor_cpu_ms_per_call"] = round(floor, 3)
+    for index, figures in enumerate(rounds, 1):
+        print(f"round {index}: " + json.dumps(figures), file=sys.stderr)
     print(
-        f"direct p50/p99 {percentile(direct_ms, 0.5):.2f}/{percentile(direct_ms, 0.99):.2f} ms; "
-        f"through the gateways {percentile(gateway_ms, 0.5):.2f}/"
-        f"{percentile(gateway_ms, 0.99):.2f} ms; {calls} calls in the gateway throughput phase; "
-        f"CPU/floor {result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f}; "
+        f"medians of {len(rounds)} rounds; CPU/floor "
+        f"{result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f}; "
         f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
         file=sys.stderr,
     )
