@@ -60,9 +60,36 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from jisr.assistant.language import Understanding, lexicon, words
+from jisr.core.i18n import _
 from jisr.services import service as catalogue_service
 
 Reason = Literal["instruction", "harm", "off_topic", "abroad"]
+
+NOTHING_FITS = _(
+    "I can only help with the administrative procedures of the catalogue, "
+    "and none of them fits this question. Name the procedure you need "
+    "(for example a birth certificate, a passport or a residence permit), "
+    "or browse the catalogue of procedures."
+)
+"""What the assistant says when no procedure fits (an off-topic subject, a weak best score)."""
+REFUSALS: dict[str | None, str] = {
+    "instruction": _(
+        "I answer only from the catalogue of administrative procedures, and I cannot follow "
+        "instructions to do otherwise. Name the procedure you need (for example a birth "
+        "certificate, a passport or a residence permit), or browse the catalogue of procedures."
+    ),
+    "harm": _(
+        "I cannot help with that. I answer only from the catalogue of administrative "
+        "procedures: name the procedure you need, or browse the catalogue of procedures."
+    ),
+    "abroad": _(
+        "The catalogue covers the administrative procedures of Morocco and Qatar only, and none "
+        "of them fits this question. Name the procedure you need in Morocco or Qatar, or browse "
+        "the catalogue of procedures."
+    ),
+}
+"""What the assistant says for each ``Reason`` other than an off-topic subject
+(``NOTHING_FITS``)."""
 
 ABROAD_FRIENDLY = frozenset({"education", "general"})
 """Categories whose procedures take papers from another country (a diploma's equivalence, an
@@ -298,6 +325,8 @@ def outside(understood: Understanding, *, best_category: str | None) -> Reason |
 
 __all__ = [
     "ABROAD_FRIENDLY",
+    "NOTHING_FITS",
+    "REFUSALS",
     "ABROAD_WINDOW",
     "Reason",
     "abroad",

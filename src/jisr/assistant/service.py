@@ -46,7 +46,7 @@ from jisr.assistant.schemas import (
     ProcedureRef,
     ProcedureTitle,
 )
-from jisr.assistant.scope import outside
+from jisr.assistant.scope import NOTHING_FITS, REFUSALS, outside
 from jisr.core.arabic import normalize_arabic
 from jisr.core.i18n import _, gettext
 from jisr.core.logging import get_logger
@@ -242,15 +242,7 @@ class Assistant:
         )
         if reason is not None or not ranked or ranked[0].score < NO_MATCH_BELOW:
             return Answer(
-                answer=gettext(
-                    _(
-                        "I can only help with the administrative procedures of the catalogue, "
-                        "and none of them fits this question. Name the procedure you need "
-                        "(for example a birth certificate, a passport or a residence permit), "
-                        "or browse the catalogue of procedures."
-                    ),
-                    language,
-                ),
+                answer=gettext(REFUSALS.get(reason, NOTHING_FITS), language),
                 language=language,
                 procedure=None,
                 candidates=[] if reason in ("instruction", "harm") else candidates,
