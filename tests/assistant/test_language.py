@@ -104,6 +104,8 @@ def test_clitic_forms() -> None:
     assert "البطاقه" in clitic_forms(fold("دالبطاقة"))  # the genitive د
     assert "اقامه" in clitic_forms(fold("اقامتها"))  # the feminine ت before a pronoun
     assert "ب" not in clitic_forms("بك")
+    assert "سجل" in clitic_forms(fold("سجلا"))  # the accusative ending
+    assert "صرح" in clitic_forms(fold("أصرح")) and "جدد" in clitic_forms(fold("كنجدد"))
     # Darija's article and person prefix on a French word in Latin letters
     assert clitic_forms("lpermis") == ["permis"] and clitic_forms("nrenouveler") == ["renouveler"]
     assert clitic_forms("passport") == clitic_forms("lait") == clitic_forms("nom") == []
@@ -115,6 +117,16 @@ def test_render_reads_darija_present_and_future_prefixes() -> None:
     # كنخلص, تنخلص (present, east and south) and غنخلص (future) are all نخلص
     assert render_msa("تنخلص", "darija") == render_msa("كنخلص", "darija")
     assert render_msa("غنخلص", "darija") == render_msa("كنخلص", "darija") != "غنخلص"
+
+
+def test_a_verbal_noun_meets_its_verb() -> None:
+    from jisr.assistant.language import masdar_root
+
+    assert masdar_root("تصريح") == "صرح" and masdar_root("تجديد") == "جدد"
+    assert masdar_root("تسجيل") == "سجل" and masdar_root("بطاقه") is None
+    assert masdar_root("passport") is None
+    # a question's verb (أصرح, "I declare") reads as the catalogue's verbal noun (التصريح)
+    assert query_tokens("كيف أصرح بالوفاة", {"تصريح", "صرح", "وفا"}) == ["صرح", "وفا"]
 
 
 def test_query_tokens_read_clitics_against_the_catalogue() -> None:

@@ -46,6 +46,7 @@ from jisr.assistant.language import (
     fold,
     intents_of,
     lexicon,
+    masdar_root,
     stem,
     transliterate_arabizi,
     vocabulary_of,
@@ -283,6 +284,8 @@ class Index:
             bm25_tokens(" ".join(passages[i] for i in np.flatnonzero(owners == n)))
             for n in range(len(procedures))
         ]
+        # a verbal noun also as its three letters, which a question's verb meets
+        corpus = [d + [r for t in d if (r := masdar_root(t))] for d in corpus]
         self.terms = frozenset(t for document in corpus for t in document)
         """The BM25 terms of the catalogue (what ``query_tokens`` reads clitics against)."""
         self._bm25 = bm25s.BM25()

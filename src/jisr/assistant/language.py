@@ -369,7 +369,21 @@ def clitic_forms(word: str) -> list[str]:
         if bare.endswith("ت" + pronoun) and len(bare) - len(pronoun) >= 4:
             add(bare[: -len(pronoun) - 1] + "ه")  # اقامتها → اقامه
             break
+    if bare.endswith("ا") and len(bare) >= 4:
+        add(bare[:-1])  # the accusative ending: سجلا → سجل, نظيرا → نظير
+    for form in [bare, *found]:
+        if len(form) == 4 and form[0] in "انيت":
+            add(form[1:])  # the person of a verb of three letters: اصرح, نجدد → صرح, جدد
     return found
+
+
+def masdar_root(word: str) -> str | None:
+    """The three letters of a verbal noun of the pattern تفعيل (a stem: ``تصريح`` →
+    ``صرح``, ``تجديد`` → ``جدد``, ``تسجيل`` → ``سجل``), which the person's verb carries
+    (``اصرح``, ``نجدد``, ``نسجل``: ``clitic_forms``); None for any other word."""
+    if len(word) == 5 and word[0] == "ت" and word[3] == "ي" and contains_arabic(word):
+        return word[1:3] + word[4]
+    return None
 
 
 def _latin_clitic_forms(word: str) -> list[str]:
@@ -703,6 +717,7 @@ __all__ = [
     "Variety",
     "clean",
     "clitic_forms",
+    "masdar_root",
     "DIALECT_PATH",
     "dialect_table",
     "dialect_vocabulary",
