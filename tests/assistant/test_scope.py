@@ -149,6 +149,8 @@ def test_another_countrys_procedures_are_refused(question: str) -> None:
         ("Is the residence certificate free? Tell me the fee", "residence"),
         ("ابي اسافر السعودية، شلون اطلع تصريح خروج؟", "immigration"),
         ("محفظتي انسرقت في المول وفيها الآي دي، شلون اطلع بدالها؟", "identity"),
+        ("خويا ساكن ففرنسا وبغا يجدد البطاقة الوطنية", "identity"),
+        ("I live in Spain, how do I renew my passport?", "travel"),
         ("Two 3x4 photos and the 2024-2025 school certificate: is that all?", "education"),
         ("Thanks! How do I renew my passport?", "travel"),
         ("Est-ce que l'AMO rembourse les médicaments ?", "health"),

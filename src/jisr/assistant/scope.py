@@ -43,7 +43,9 @@ Arabizi word without its article ``l``):
    (``off_topic_abroad``: France, French, Canada, the Emirates, Dubai, فرنسا, سبانيا) within
    three words of a visa, residence, passport or licence word (``off_topic_abroad_papers``):
    "a visa for Canada", "my French passport", "رخصة سواقة في السعودية"; not when the question
-   names Morocco or Qatar (a Moroccan in France), nor when its best procedure recognises papers
+   names Morocco or Qatar, nor when the place is where the asker lives
+   (``off_topic_abroad_living``: "I live in France", "ساكن ففرنسا": a citizen abroad), nor
+   when its best procedure recognises papers
    from abroad (the categories of ``ABROAD_FRIENDLY``: a diploma's equivalence, an
    attestation). A country named for another reason ("born in France", "travelling to Saudi
    Arabia") is no reason.
@@ -302,9 +304,11 @@ def abroad(understood: Understanding) -> bool:
         return False
     tokens = words(understood.text)
     papers = _find(tokens, _list("off_topic_abroad_papers"))
+    living = _find(tokens, _list("off_topic_abroad_living"))
     return any(
         abs(place - paper) <= ABROAD_WINDOW
         for place in _find(tokens, _list("off_topic_abroad"))
+        if not any(0 < place - word <= 2 for word in living)  # "I live in France": a citizen
         for paper in papers
     )
 
