@@ -17,9 +17,10 @@ Arabizi word without its article ``l``):
      now", "developer mode", "tu es maintenant", "من دابا نتا", "بدون قيود");
    * a role to play, when it opens a clause (``out_of_scope_roleplay``: act as, pretend to be,
      fais comme si, تخيل انك, دير راسك);
-   * an order to state something (``out_of_scope_say``: say, dis, قل, قول, goul, opening a
-     clause or after "and"/"just", followed within three words by ``out_of_scope_that``: that,
-     que, ان, بلي, bli);
+   * an order to state a fee (``out_of_scope_say``: say, dis, قل, قول, goul, opening a clause
+     or after "and"/"just", followed within three words by ``out_of_scope_that``: that, que,
+     ان, بلي, bli, then by a number or ``out_of_scope_claim``: free, gratuit, مجاني, فابور);
+     "dis-moi ce que je dois faire" and "tell me that I can apply online" are questions;
    * an order to make up a fee or a delay (``out_of_scope_invent``: invent, make up, اخترع,
      with ``out_of_scope_invent_targets``: fee, délai, رسوم);
    * a secret asked for (``out_of_scope_secret``: password, mot de passe, كلمة السر, with
@@ -171,6 +172,11 @@ def _followed(
     return any(_matches(tokens, j, entries) for j in range(after, after + span))
 
 
+def _claims(tokens: Sequence[str]) -> bool:
+    """Whether ``tokens`` state a fee or a price (a number, "free", "costs nothing")."""
+    return any(t.isdigit() for t in tokens) or bool(_find(tokens, _list("out_of_scope_claim")))
+
+
 def instruction(text: str) -> bool:
     """Whether ``text`` carries an instruction to the assistant (1. of the module docstring)."""
     tokens = words(text)
@@ -198,8 +204,12 @@ def instruction(text: str) -> bool:
             if _opens(clause, position):
                 return True
         for position in _find(clause, _list("out_of_scope_say")):
-            if _opens(clause, position) and _followed(
-                clause, position, _list("out_of_scope_that"), 3, _list("out_of_scope_say")
+            if (
+                _opens(clause, position)
+                and _followed(
+                    clause, position, _list("out_of_scope_that"), 3, _list("out_of_scope_say")
+                )
+                and _claims(clause[position:])
             ):
                 return True
     return False
