@@ -1,4 +1,4 @@
-"""Whether a question is for the catalogue at all: ``outside(understood, best) -> reason``.
+"""Whether a question is for the catalogue at all: ``outside(understood, best_category=...)``.
 
 The assistant answers questions about the procedures of its catalogue and nothing else. Before
 the scores are read, the question itself is checked, in this order (word lists are data, in
@@ -32,9 +32,9 @@ Arabizi word without its article ``l``):
    forge, counterfeit, hack, falsifier, تزوير, اختراق, nzawer).
 3. **Another subject** (``off_topic``): a word of ``off_topic`` (weather, food and recipes,
    sport, films, music, books and jokes, general knowledge, arithmetic, programming, devices
-   and social networks, shopping, markets and currencies, medicine, small talk) or a sum to
-   work out (``_ARITHMETIC``),
-   or a place to go out (``off_topic_venue``: restaurant, café, hotel, مطعم, with
+   and social networks, shopping, markets and currencies, medicine, small talk), a sum to
+   work out (``_ARITHMETIC``) or a place to go out (``off_topic_venue``: restaurant, café,
+   hotel, مطعم, with
    ``off_topic_recommend``: best, where, meilleur, أحسن, وين, a7san), unless the question also
    names a catalogue term (``catalogue_terms``: the words of the procedures' titles and short
    aliases, less stop words and country names): "the weather was bad and my Qatar ID got
@@ -46,13 +46,14 @@ Arabizi word without its article ``l``):
    "a visa for Canada", "my French passport", "رخصة سواقة في السعودية"; not when the question
    names Morocco or Qatar, nor when the place is where the asker lives
    (``off_topic_abroad_living``: "I live in France", "ساكن ففرنسا": a citizen abroad), nor
-   when its best procedure recognises papers
-   from abroad (the categories of ``ABROAD_FRIENDLY``: a diploma's equivalence, an
-   attestation). A country named for another reason ("born in France", "travelling to Saudi
-   Arabia") is no reason.
+   when its best procedure recognises papers from abroad (the categories of
+   ``ABROAD_FRIENDLY``: a diploma's equivalence, an attestation). A country named for
+   another reason ("born in France", "travelling to Saudi Arabia") is no reason.
 
 Nothing here is a model and no list holds a question: the lists are vocabularies of subjects
-and of ways of addressing an assistant, in the six varieties.
+and of ways of addressing an assistant, in the six varieties. ``outside`` returns the reason
+(``Reason``); the assistant then says ``REFUSALS[reason]`` or ``NOTHING_FITS``, names no
+procedure and, for an instruction or harm, lists no candidate either.
 """
 
 from __future__ import annotations
