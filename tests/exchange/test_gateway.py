@@ -98,3 +98,20 @@ class TestHappyPath:
                     session, MESSAGE_LOG, verifier=jws.keystore_verifier(session)
                 )
             assert report.ok, report.findings
+
+    def test_the_write_ahead_log_is_checkpointed_off_the_loop(self, world: ExchangeWorld) -> None:
+        """SQLite: the log's own commits never checkpoint (a checkpoint syncs to disk, which
+        stalled calls on the event loop); the gateway's checkpointer thread does."""
+        runtime = world.provider_gateway.runtime
+        if runtime.node.engine.dialect.name != "sqlite":
+            pytest.skip("the write-ahead log is SQLite's")
+        for _ in range(3):
+            assert world.call().status_code == 200
+        assert runtime._checkpointer is not None and runtime._checkpointer.is_alive()
+        held = runtime._held
+        assert held is not None
+        raw = held.connection.driver_connection
+        assert raw is not None
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        busy, pages, copied = runtime.checkpoint()
+        assert busy == 0 and copied == pages
