@@ -29,7 +29,12 @@ and ``server_proxy``):
   queue, so the loop never waits on network round trips to the database. A record's
   replay-guard row (client, message id) is inserted in that transaction first; should
   anything fail (a replayed id), the batch is rolled back and each record retried in a
-  transaction of its own, so the failure refuses that record only.
+  transaction of its own, so the failure refuses that record only; records queued together
+  (``log_all``) stay together. Under concurrent calls a commit waits up to three loop
+  iterations while records keep arriving. On SQLite the log's commits never checkpoint
+  the write-ahead log; a thread of the gateway does (``checkpoint``), off the loop.
+* the **replay memory** (``first_sight``): the ids received since start, within the replay
+  window, so a replay is refused before anything is forwarded; the guard's key decides.
 
 Bodies kept in the log may be encrypted at rest (``body_fields``, ``read_body``), and the
 writer prunes the replay guard's old rows (``prune_seen``).

@@ -6,10 +6,13 @@ revoked/expired, a federated client's call to a service the agreement does not o
 oversized body, a missing or bad signature (or a signing certificate no longer valid), a
 message that differs from its envelope or is too old, a client not of the sending gateway's
 member, an unknown service, a call without access right (service, method, path) and a
-replayed ``X-Road-Id``; logs the request (with the replay guard,
-in one transaction), forwards it to the provider's information system (no redirects
-followed), signs the response with ``X-Road-Request-Hash``, logs it and answers. Every
-refusal is signed, logged, then sent. Shared parts: ``jisr.exchange.proxy``.
+replayed ``X-Road-Id`` (from the gateway's memory first, then the replay guard's unique key);
+forwards the request to the provider's information system (no redirects followed), signs the
+response with ``X-Road-Request-Hash``, logs and answers. The request's record (with its
+replay-guard row, in one transaction) is committed before a write or a pub/sub room call goes
+on; a read's is written with its answer's, in one commit, all or none, before the answer
+leaves (docs/exchange.md, Message log). Every refusal is signed, logged, then sent. Shared
+parts: ``jisr.exchange.proxy``; HTTP: ``jisr.exchange.http1``.
 """
 
 from __future__ import annotations
