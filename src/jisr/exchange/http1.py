@@ -13,9 +13,11 @@ Server (``serve``): HTTP/1.1 with keep-alive and pipelined requests answered in 
 ``Content-Length`` and chunked request bodies, ``Expect: 100-continue``; limits on the
 request head (``max_head_bytes``, else 431) and body (``max_body_bytes``: the rest is read
 and dropped, and the handler sees ``Request.too_large``, so it answers with its own error);
-idle keep-alive connections closed after ``keepalive_seconds``; a malformed request gets 400
-and the connection is closed. A handler that fails gets a 500 (logged); a handler is never
-cancelled when its client goes away (what it logs is committed all the same).
+idle keep-alive connections closed after ``keepalive_seconds``; a malformed request gets 400,
+an upgrade or CONNECT 501 (its handler never runs), and the connection is closed after the
+answers to the requests pipelined before it. A handler that fails, or answers a header field
+that cannot be sent as it is (a line break, not Latin-1), gets a 500 (logged); a handler is
+never cancelled when its client goes away (what it logs is committed all the same).
 
 Client (``Client``): one pool of keep-alive connections per (host, port, TLS context), the
 most recently used first; a connection idle for ``keepalive_seconds`` (shorter than the
@@ -23,7 +25,8 @@ servers') or closed by its server is not reused; a request whose reused connecti
 before any byte of the answer came back is sent once more on a new one, when its method is
 idempotent. ``Content-Length``, chunked and close-delimited answers; an answer larger than the
 limit raises ``AnswerTooLarge``; a whole exchange is bounded by ``timeout`` (``TimeoutError``).
-Errors are ``OSError`` (``ssl.SSLError`` for TLS) or ``TimeoutError``.
+Errors are ``OSError`` (``ssl.SSLError`` for TLS) or ``TimeoutError``; a target or header
+field with a line break (or not Latin-1) raises ``ValueError`` and nothing is sent.
 """
 
 from __future__ import annotations
