@@ -1421,3 +1421,82 @@ def test_header() -> None:
     assert header(items, "X-TWICE") == "1"
     assert header(items, "missing") is None
     assert header([], "a") is None
+
+
+# --- back-pressure and slow clients (lead) ----------------------------------------------------
+
+
+def test_a_request_that_trickles_in_too_slowly_gets_408_and_close() -> None:
+    async def main() -> bytes:
+        async def handler(request: http1.Request) -> http1.Response:
+            return http1.Response(200, body=b"ok")
+
+        listener = await http1.serve(
+            handler, "127.0.0.1", 0, max_body_bytes=1024, request_seconds=0.3
+        )
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(), timeout=30)
+            writer.close()
+            return data
+        finally:
+            await listener.close()
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"Connection: close" in answer
+
+
+def test_a_client_that_reads_no_answers_is_read_no_further() -> None:
+    """Pipelined requests already read are queued; with MAX_QUEUED or more waiting the
+    connection is read no further (what the client sends next stays unread), and it resumes
+    once the queue drains: every request answered, in order."""
+
+    async def main() -> tuple[int, list[int], bytes]:
+        gate = asyncio.Event()
+        seen = 0
+
+        async def handler(request: http1.Request) -> http1.Response:
+            nonlocal seen
+            seen += 1
+            await gate.wait()
+            return http1.Response(200, body=request.raw_path.encode())
+
+        listener = await http1.serve(handler, "127.0.0.1", 0, max_body_bytes=1024)
+        waiting: list[int] = []
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+            batch = http1.MAX_QUEUED * 2
+            for start in (0, batch):
+                writer.write(
+                    b"".join(
+                        f"GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+                        for i in range(start, start + batch)
+                    )
+                )
+                await writer.drain()
+                await asyncio.sleep(0.3)
+                connection = next(iter(listener._server.connections))
+                waiting.append(len(connection.queue))
+            gate.set()
+            data = b""
+            while data.count(b"HTTP/1.1 200") < 2 * batch:
+                chunk = await asyncio.wait_for(reader.read(65536), timeout=30)
+                assert chunk, "the connection closed early"
+                data += chunk
+            writer.close()
+            return seen, waiting, data
+        finally:
+            await listener.close()
+
+    seen, waiting, data = asyncio.run(main())
+    batch = http1.MAX_QUEUED * 2
+    assert waiting[0] == batch - 1  # one being answered, the rest of the first read queued
+    assert waiting[1] == waiting[0], "the paused connection was read"
+    assert seen == 2 * batch
+    answers = data.split(b"HTTP/1.1 200")[1:]
+    assert [part.split(b"\r\n\r\n", 1)[1][: len(f"/{i}")] for i, part in enumerate(answers)] == [
+        f"/{i}".encode() for i in range(2 * batch)
+    ]

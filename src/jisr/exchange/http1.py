@@ -13,7 +13,10 @@ Server (``serve``): HTTP/1.1 with keep-alive and pipelined requests answered in 
 ``Content-Length`` and chunked request bodies, ``Expect: 100-continue``; limits on the
 request head (``max_head_bytes``, else 431) and body (``max_body_bytes``: the rest is read
 and dropped, and the handler sees ``Request.too_large``, so it answers with its own error);
-idle keep-alive connections closed after ``keepalive_seconds``; a malformed request gets 400,
+idle keep-alive connections closed after ``keepalive_seconds``, a request that takes longer
+than ``request_seconds`` to arrive answered 408 and closed (a slow client holds no connection
+for ever); a connection is read no further while ``MAX_QUEUED`` pipelined requests wait or
+its write buffer is full (a client that does not read its answers); a malformed request gets 400,
 an upgrade or CONNECT 501 (its handler never runs), and the connection is closed after the
 answers to the requests pipelined before it. A handler that fails, or answers a header field
 that cannot be sent as it is (a line break, not Latin-1), gets a 500 (logged); a handler is
@@ -46,6 +49,7 @@ from jisr.core.logging import get_logger
 log = get_logger("jisr.exchange.http")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+MAX_QUEUED = 16  # pipelined requests waiting on one connection before it is read no further
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
 
@@ -182,8 +186,10 @@ class _Server:
         max_head_bytes: int,
         max_body_bytes: int,
         keepalive_seconds: float,
+        request_seconds: float = 60.0,
     ) -> None:
         self.handler = handler
+        self.request_seconds = request_seconds
         self.max_head_bytes = max_head_bytes
         self.max_body_bytes = max_body_bytes
         self.keepalive_seconds = keepalive_seconds
@@ -202,6 +208,8 @@ class _ServerConnection(asyncio.Protocol):
         self.closing = False
         self.failure: bytes | None = None  # the error answer that ends the connection
         self.last_active = time.monotonic()
+        self.receiving_since: float | None = None  # a request begun, not yet whole
+        self.paused_for: set[str] = set()  # why reading is paused: "queue", "writes"
         self._reset()
 
     def _reset(self) -> None:
@@ -245,6 +253,25 @@ class _ServerConnection(asyncio.Protocol):
                 if self.head_segments > self.server.max_head_bytes:
                     self._fail(431, "The request head is too large.")
 
+    def _pause(self, why: str) -> None:
+        if not self.paused_for and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused_for.add(why)
+
+    def _resume(self, why: str) -> None:
+        if why in self.paused_for:
+            self.paused_for.discard(why)
+            if not self.paused_for and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    # Back-pressure: a client that sends requests without reading the answers is read no
+    # further while MAX_QUEUED requests wait or the transport's write buffer is full.
+    def pause_writing(self) -> None:
+        self._pause("writes")
+
+    def resume_writing(self) -> None:
+        self._resume("writes")
+
     def _fail(self, status: int, text: str) -> None:
         """Answer ``status`` and close, after the answers to the requests received before."""
         if self.transport is None or self.closing or self.failure is not None:
@@ -260,6 +287,9 @@ class _ServerConnection(asyncio.Protocol):
             self.transport.close()
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.receiving_since = time.monotonic()
+
     def on_url(self, url: bytes) -> None:
         self.in_head = True
         self.head_bytes += len(url)
@@ -312,10 +342,13 @@ class _ServerConnection(asyncio.Protocol):
             self.transport,
         )
         keep_alive = bool(self.parser.should_keep_alive())
+        self.receiving_since = None
         self._reset()
         if self.closing or self.parser.should_upgrade():
             return  # an upgrade (or CONNECT) is refused with 501, its handler never runs
         self.queue.append((request, keep_alive))
+        if len(self.queue) >= MAX_QUEUED:
+            self._pause("queue")
         if not self.busy:
             self.busy = True
             task = self.loop.create_task(self._answer_all())
@@ -326,6 +359,8 @@ class _ServerConnection(asyncio.Protocol):
         try:
             while self.queue:
                 request, keep_alive = self.queue.popleft()
+                if len(self.queue) < MAX_QUEUED // 2:
+                    self._resume("queue")
                 try:
                     response = await self.server.handler(request)
                 except Exception as error:  # a bug: answer 500, keep serving
@@ -355,6 +390,13 @@ class _ServerConnection(asyncio.Protocol):
             self.busy = False
 
     def close_if_idle(self, now: float) -> None:
+        """Close a keep-alive connection idle too long, and answer 408 to a request whose head
+        and body take longer than ``request_seconds`` to arrive (however slowly they trickle:
+        a slow client does not hold a connection for ever)."""
+        started = self.receiving_since
+        if started is not None and now - started > self.server.request_seconds:
+            self._fail(408, "The request took too long to arrive.")
+            return
         idle = now - self.last_active > self.server.keepalive_seconds
         if idle and not self.busy and self.transport is not None:
             self.closing = True
@@ -380,7 +422,8 @@ class Listener:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(max(1.0, self._server.keepalive_seconds / 4))
+            period = min(self._server.keepalive_seconds, self._server.request_seconds) / 4
+            await asyncio.sleep(max(0.05, period))
             now = time.monotonic()
             for connection in list(self._server.connections):
                 connection.close_if_idle(now)
@@ -405,6 +448,7 @@ async def serve(
     max_head_bytes: int = 64 * 1024,
     max_body_bytes: int,
     keepalive_seconds: float = 75.0,
+    request_seconds: float = 60.0,
     backlog: int = 1024,
 ) -> Listener:
     """Listen on ``host:port`` (0: any free port) and answer each request with ``handler``."""
@@ -413,6 +457,7 @@ async def serve(
         max_head_bytes=max_head_bytes,
         max_body_bytes=max_body_bytes,
         keepalive_seconds=keepalive_seconds,
+        request_seconds=request_seconds,
     )
     loop = asyncio.get_running_loop()
     aserver = await loop.create_server(
