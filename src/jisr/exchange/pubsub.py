@@ -46,6 +46,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -87,7 +88,9 @@ MAX_TTL_SECONDS = 30 * 24 * 3600
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 300.0
 PUSH_POLL_SECONDS = 1.0
-PUSH_BATCH = 64
+PUSH_BATCH = 64  # pushes in flight at once, per gateway
+PUSH_PER_SUBSCRIPTION = 8  # of them, to one subscription that is not FIFO
+PRUNE_EVERY_SECONDS = 3600.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 log = get_logger("jisr.exchange.pubsub")
 
@@ -1318,12 +1321,40 @@ async def answer_signed(
 @dataclass(frozen=True)
 class _Push:
     delivery_id: int
+    subscription_id: int
+    fifo: bool
     room: str
     event_type: str
     subscriber: str
     target: str  # the subscriber's push service
     item: dict[str, Any]
     attempts: int
+
+
+@dataclass
+class _InFlight:
+    """The pushes a gateway's pusher has under way: their deliveries, and how many per
+    subscription (a FIFO subscription has at most one, another at most
+    ``PUSH_PER_SUBSCRIPTION``)."""
+
+    deliveries: set[int] = field(default_factory=set)
+    per_subscription: dict[int, int] = field(default_factory=dict)
+
+    def add(self, job: _Push) -> None:
+        self.deliveries.add(job.delivery_id)
+        self.per_subscription[job.subscription_id] = (
+            self.per_subscription.get(job.subscription_id, 0) + 1
+        )
+
+    def discard(self, job: _Push) -> None:
+        if job.delivery_id not in self.deliveries:
+            return
+        self.deliveries.discard(job.delivery_id)
+        left = self.per_subscription.get(job.subscription_id, 1) - 1
+        if left > 0:
+            self.per_subscription[job.subscription_id] = left
+        else:
+            self.per_subscription.pop(job.subscription_id, None)
 
 
 _pushers: weakref.WeakKeyDictionary[GatewayRuntime, asyncio.Event] = weakref.WeakKeyDictionary()
@@ -1341,12 +1372,20 @@ def backoff_seconds(attempts: int) -> float:
     return float(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** max(0, attempts - 1)))
 
 
-def _due(runtime: GatewayRuntime) -> list[_Push]:
-    """Pending PUSH deliveries whose time has come (a FIFO subscription: its oldest only)."""
+def _due(
+    runtime: GatewayRuntime,
+    busy: frozenset[int] = frozenset(),
+    per_subscription: dict[int, int] | None = None,
+    room: int = PUSH_BATCH,
+) -> list[_Push]:
+    """Pending PUSH deliveries whose time has come, at most ``room``, none of ``busy`` (the
+    deliveries being pushed): of a FIFO subscription its oldest only, and only when none of
+    its deliveries is in flight; of another, up to ``PUSH_PER_SUBSCRIPTION`` in flight."""
     now = utcnow()
+    flying = per_subscription or {}
     with runtime.node.session() as session:
         _expire(session, now)
-        rows = session.execute(
+        query = (
             sa.select(PubSubDelivery, PubSubEvent, PubSubSubscription, PubSubEventType)
             .join(PubSubEvent, PubSubEvent.id == PubSubDelivery.event_id)
             .join(PubSubSubscription, PubSubSubscription.id == PubSubDelivery.subscription_id)
@@ -1357,19 +1396,31 @@ def _due(runtime: GatewayRuntime) -> list[_Push]:
                 sa.or_(PubSubSubscription.fifo, PubSubDelivery.next_attempt_at <= now),
             )
             .order_by(PubSubDelivery.subscription_id, PubSubEvent.sequence)
-        ).all()
+        )
+        if busy:
+            query = query.where(PubSubDelivery.id.not_in(sorted(busy)))
         jobs: list[_Push] = []
         seen_fifo: set[int] = set()
-        for delivery, event, subscription, event_type in rows:
+        taken: dict[int, int] = {}
+        for delivery, event, subscription, event_type in session.execute(query).all():
             if subscription.fifo:
                 if subscription.id in seen_fifo:
                     continue
                 seen_fifo.add(subscription.id)
+                if flying.get(subscription.id):
+                    continue  # its previous event is still on its way
+            elif flying.get(subscription.id, 0) + taken.get(subscription.id, 0) >= (
+                PUSH_PER_SUBSCRIPTION
+            ):
+                continue
             if delivery.next_attempt_at > now:
                 continue
+            taken[subscription.id] = taken.get(subscription.id, 0) + 1
             jobs.append(
                 _Push(
                     delivery_id=delivery.id,
+                    subscription_id=subscription.id,
+                    fifo=subscription.fifo,
                     room=event_type.room,
                     event_type=event_type.name,
                     subscriber=subscription.subscriber,
@@ -1378,7 +1429,7 @@ def _due(runtime: GatewayRuntime) -> list[_Push]:
                     attempts=delivery.attempts,
                 )
             )
-            if len(jobs) >= PUSH_BATCH:
+            if len(jobs) >= room:
                 break
     return jobs
 
@@ -1448,31 +1499,115 @@ async def _push(runtime: GatewayRuntime, http: aiohttp.ClientSession, url: str, 
         log.info("pubsub.push-failed", gateway=runtime.name, to=job.target, reason=error)
 
 
+async def _push_one(
+    runtime: GatewayRuntime,
+    http: aiohttp.ClientSession,
+    url: str,
+    job: _Push,
+    flight: _InFlight,
+    woken: asyncio.Event,
+) -> None:
+    """One push, on its own task; its delivery stays in ``flight`` until its outcome is
+    committed, so the pusher never picks it twice meanwhile."""
+    done = False
+    try:
+        await _push(runtime, http, url, job)
+        done = True
+    except asyncio.CancelledError:
+        raise
+    except Exception as failure:  # a database hiccup: the delivery is tried again later
+        log.warning("pubsub.pusher-failed", gateway=runtime.name, reason=repr(failure)[:300])
+    finally:
+        flight.discard(job)
+        if done:
+            woken.set()  # a slot is free; a FIFO subscription's next event may be due
+
+
+def prune_due(last: float | None, now: float) -> bool:
+    """Whether the pusher prunes now: at its start, then at most every
+    ``PRUNE_EVERY_SECONDS`` (``last`` and ``now`` are ``time.monotonic()`` readings)."""
+    return last is None or now - last >= PRUNE_EVERY_SECONDS
+
+
+def _prune_gateway(runtime: GatewayRuntime) -> Pruned:
+    """Prune the gateway's pub/sub tables by its retention setting (in a worker thread)."""
+    days = runtime.settings.exchange_pubsub_retention_days
+    with runtime.node.session() as session:
+        pruned = prune(session, older_than=dt.timedelta(days=days))
+    if pruned.deliveries or pruned.events:
+        log.info(
+            "pubsub.pruned",
+            gateway=runtime.name,
+            deliveries=pruned.deliveries,
+            events=pruned.events,
+            retention_days=days,
+        )
+    return pruned
+
+
+async def _prune_quietly(runtime: GatewayRuntime) -> None:
+    try:
+        await asyncio.to_thread(_prune_gateway, runtime)
+    except Exception as failure:  # tried again at the next interval
+        log.warning("pubsub.prune-failed", gateway=runtime.name, reason=repr(failure)[:300])
+
+
 async def _push_forever(
     runtime: GatewayRuntime, http: aiohttp.ClientSession, url: str, woken: asyncio.Event
 ) -> None:
-    while True:
-        try:
-            await asyncio.wait_for(woken.wait(), timeout=PUSH_POLL_SECONDS)
-        except TimeoutError:
-            pass
-        woken.clear()
-        try:
-            jobs = await asyncio.to_thread(_due, runtime)
-            if jobs:
-                await asyncio.gather(*(_push(runtime, http, url, job) for job in jobs))
-                woken.set()  # more may be due already
-        except asyncio.CancelledError:
-            raise
-        except Exception as failure:  # a database hiccup must not end delivery for good
-            log.warning("pubsub.pusher-failed", gateway=runtime.name, reason=repr(failure)[:300])
+    """Pick due deliveries and push each on its own task (at most ``PUSH_BATCH`` in flight),
+    going on picking while slow ones are under way; prune now and then."""
+    flight = _InFlight()
+    tasks: set[asyncio.Task[None]] = set()
+    pruned_at: float | None = None
+    pruning: asyncio.Task[None] | None = None
+    try:
+        while True:
+            try:
+                await asyncio.wait_for(woken.wait(), timeout=PUSH_POLL_SECONDS)
+            except TimeoutError:
+                pass
+            woken.clear()
+            try:
+                room = PUSH_BATCH - len(flight.deliveries)
+                if room > 0:
+                    jobs = await asyncio.to_thread(
+                        _due,
+                        runtime,
+                        frozenset(flight.deliveries),
+                        dict(flight.per_subscription),
+                        room,
+                    )
+                    for job in jobs:
+                        flight.add(job)
+                        task = asyncio.create_task(
+                            _push_one(runtime, http, url, job, flight, woken)
+                        )
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                moment = time.monotonic()
+                if (pruning is None or pruning.done()) and prune_due(pruned_at, moment):
+                    pruned_at = moment
+                    pruning = asyncio.create_task(_prune_quietly(runtime))
+                    tasks.add(pruning)
+                    pruning.add_done_callback(tasks.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:  # a database hiccup must not end delivery for good
+                log.warning(
+                    "pubsub.pusher-failed", gateway=runtime.name, reason=repr(failure)[:300]
+                )
+    finally:
+        for task in list(tasks):
+            task.cancel()
 
 
 def start_pusher(
     runtime: GatewayRuntime, http: aiohttp.ClientSession, host: str, port: int
 ) -> asyncio.Task[None]:
     """Start delivering PUSH subscriptions from this gateway (on the running loop), through
-    its own client proxy listening on ``host:port``; cancel the task to stop."""
+    its own client proxy listening on ``host:port``; cancel the task to stop (its pushes in
+    flight are cancelled with it)."""
     woken = asyncio.Event()
     woken.set()  # deliver what waited across a restart at once
     _pushers[runtime] = woken
@@ -1483,6 +1618,60 @@ def start_pusher(
     if ":" in host:
         host = f"[{host}]"
     return asyncio.create_task(_push_forever(runtime, http, f"http://{host}:{port}", woken))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pruned:
+    deliveries: int
+    events: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"deliveries": self.deliveries, "events": self.events}
+
+
+def prune(session: Session, *, older_than: dt.timedelta, now: dt.datetime | None = None) -> Pruned:
+    """Delete, in the caller's transaction, the deliveries that are over and older than
+    ``older_than`` (acknowledged, expired or cancelled that long ago), then the events left
+    without deliveries that were published that long ago. A pending delivery is never
+    deleted, so neither is an event someone may still pull or be pushed; the message log
+    keeps its records."""
+    now = now or utcnow()
+    cutoff = now - older_than
+    _expire(session, now)
+    cancelled_events = sa.select(PubSubEvent.id).where(
+        PubSubEvent.cancelled_at.is_not(None), PubSubEvent.cancelled_at < cutoff
+    )
+    deliveries = session.execute(
+        sa.delete(PubSubDelivery)
+        .where(
+            sa.or_(
+                sa.and_(
+                    PubSubDelivery.state == "acknowledged",
+                    PubSubDelivery.acknowledged_at < cutoff,
+                ),
+                sa.and_(PubSubDelivery.state == "expired", PubSubDelivery.expires_at < cutoff),
+                sa.and_(
+                    PubSubDelivery.state == "cancelled",
+                    PubSubDelivery.event_id.in_(cancelled_events),
+                ),
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    left = sa.select(PubSubDelivery.id).where(PubSubDelivery.event_id == PubSubEvent.id)
+    events = session.execute(
+        sa.delete(PubSubEvent)
+        .where(PubSubEvent.published_at < cutoff, ~left.exists())
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return Pruned(
+        deliveries=int(getattr(deliveries, "rowcount", 0) or 0),
+        events=int(getattr(events, "rowcount", 0) or 0),
+    )
 
 
 __all__ = [
@@ -1498,6 +1687,7 @@ __all__ = [
     "NotPullSubscribed",
     "PubSubError",
     "PubSubForbidden",
+    "Pruned",
     "RightInfo",
     "RightNotFound",
     "SubscriptionAlreadyExists",
@@ -1525,6 +1715,8 @@ __all__ = [
     "list_subscriptions",
     "may",
     "parse_subscription",
+    "prune",
+    "prune_due",
     "publish",
     "pull",
     "revoke",

@@ -8,6 +8,7 @@ records the change on the node's audit chain.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -299,6 +300,92 @@ def subscription_remove(
     out.print(
         say(_("Subscription of {subscriber} to {name} cancelled."), subscriber=who, name=name)
     )
+
+
+MOST_DAYS = 3650
+
+
+def _days(value: str | None) -> int | None:
+    """``--older-than-days``: a whole number of days from 0 to ``MOST_DAYS`` (``None`` when not
+    given); otherwise a usage error (exit 2) saying so."""
+    if value is None:
+        return None
+    try:
+        days = int(value.strip())
+    except ValueError:
+        days = -1
+    if not 0 <= days <= MOST_DAYS:
+        raise typer.BadParameter(
+            say(
+                _(
+                    "--older-than-days must be a whole number of days from 0 to {most}, "
+                    "not {value}."
+                ),
+                most=MOST_DAYS,
+                value=value[:40],
+            )
+        )
+    return days
+
+
+@app.command(
+    "prune",
+    help=say(
+        _(
+            "Delete, on every gateway of the instance, the pub/sub deliveries that are over "
+            "(acknowledged, expired or cancelled) and older than the retention, and the events "
+            "left without deliveries; pending ones are kept, and so is the message log."
+        )
+    ),
+)
+def prune(
+    directory: Path = DirOption,
+    older_than_days: str | None = typer.Option(
+        None,
+        "--older-than-days",
+        metavar="N",
+        help=say(
+            _(
+                "Prune what is older than N days (default: the setting "
+                "exchange_pubsub_retention_days)."
+            )
+        ),
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    wanted = _days(older_than_days)
+    instance = Instance.open(directory)
+    try:
+        days = instance.settings.exchange_pubsub_retention_days if wanted is None else wanted
+        results: list[dict[str, Any]] = []
+        for node in instance.nodes.values():
+            if not node.name.startswith("gateway-"):
+                continue
+            with node.session() as session:
+                pruned = pubsub.prune(session, older_than=dt.timedelta(days=days))
+                facts = pruned.to_dict() | {"older_than_days": days}
+                node.record(session, "exchange.pubsub.pruned", facts)
+            results.append({"gateway": node.name} | facts)
+    finally:
+        instance.close()
+    if as_json:
+        out.print_json(json.dumps(results))
+        return
+    for r in results:
+        out.print(
+            say(
+                _(
+                    "{gateway}: {deliveries} deliveries and {events} events older than "
+                    "{days} days pruned."
+                ),
+                gateway=r["gateway"],
+                deliveries=r["deliveries"],
+                events=r["events"],
+                days=days,
+            )
+        )
+    if not results:
+        out.print(say(_("The instance has no gateway.")))
 
 
 def _emit(
