@@ -34,9 +34,15 @@ the subscriber's own service named in the subscription (``options.pushService``)
 /r1/SUBSCRIBER/PUSHSERVICE/{eventType}`` with the event, through the subscriber's gateway,
 signed and logged on both sides; a 2xx answer acknowledges it, anything else is retried
 with exponential back-off (``RETRY_FIRST_SECONDS`` doubling up to ``RETRY_MAX_SECONDS``)
-until the subscription's TTL runs out. A FIFO subscription receives its events one at a
-time in sequence order. Every publish, delivery, acknowledgement and administrative change
-is a record of the gateway's ``message-log`` chain, written in the transaction that makes it.
+until the subscription's TTL runs out. Each push is a task of its own (``PUSH_BATCH`` in
+flight at most, ``PUSH_PER_SUBSCRIPTION`` to one subscription), and the pusher goes on
+picking due deliveries while slow ones are under way, so a slow subscriber holds back only
+its own. A FIFO subscription receives its events one at a time in sequence order. Deliveries
+that are over (acknowledged, expired, cancelled) and events left without any are deleted
+once older than ``exchange_pubsub_retention_days`` (``prune``: by the pusher hourly, or
+``jisr exchange pubsub prune``); the message log keeps their records. Every publish,
+delivery, acknowledgement and administrative change is a record of the gateway's
+``message-log`` chain, written in the transaction that makes it.
 """
 
 from __future__ import annotations
