@@ -185,7 +185,13 @@ def test_the_pusher_prunes_past_the_retention(
     receiver.gate.clear()  # the next event stays pending for PORTAL
     try:
         pending = ps.manager("POST", "/pub/v1/pruned", json={"event": BIRTH}).json()["id"]
-        wait_until(lambda: receiver.got(LOCAL_PUSH_SERVICE, pending), "BIRTHS' copy")
+        wait_until(
+            lambda: (
+                ps.manager("GET", f"/pub/v1/pruned/{pending}").json()["status"]
+                == {"acknowledged": 1, "pending": 1}
+            ),
+            "BIRTHS' acknowledged copy",
+        )
         node = ps.world.instance.node("gateway-civil-registry")
         long_ago = utcnow() - dt.timedelta(days=31)
         with node.session() as session:
