@@ -213,6 +213,14 @@ class Settings(BaseSettings):
         le=600,
         description="How long a gateway waits for another gateway or a provider's system.",
     )
+    exchange_pubsub_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="How long a gateway keeps pub/sub deliveries that are over (acknowledged, "
+        "expired or cancelled) and events left with none; older ones are pruned (the message "
+        "log keeps its records).",
+    )
     credentials_status_ttl_seconds: int = Field(
         300,
         ge=1,
