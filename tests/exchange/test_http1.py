@@ -13,10 +13,11 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -38,11 +39,29 @@ from jisr.exchange.http1 import (
 )
 
 HOST = "127.0.0.1"
+T = TypeVar("T")
 WAIT = 120.0  # generous bound on anything that must eventually happen (a loaded machine)
 
 
-def run(scenario: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(asyncio.wait_for(scenario, 600))
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    """Run ``scenario`` on a new event loop in a thread of its own: the session's browser
+    (Playwright's sync API, tests/conftest.py) keeps a loop running in the main thread of
+    whichever worker ran a page test first, and ``asyncio.run`` refuses to start there."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append(("ok", asyncio.run(asyncio.wait_for(scenario, 600))))
+        except BaseException as error:  # re-raised in the test's thread
+            outcome.append(("error", error))
+
+    thread = threading.Thread(target=target, name="http1-test")
+    thread.start()
+    thread.join()
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 # --- helpers: the server side ------------------------------------------------------------------
@@ -1444,7 +1463,7 @@ def test_a_request_that_trickles_in_too_slowly_gets_408_and_close() -> None:
         finally:
             await listener.close()
 
-    answer = asyncio.run(main())
+    answer = run(main())
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"Connection: close" in answer
 
@@ -1491,7 +1510,7 @@ def test_a_client_that_reads_no_answers_is_read_no_further() -> None:
         finally:
             await listener.close()
 
-    seen, waiting, data = asyncio.run(main())
+    seen, waiting, data = run(main())
     batch = http1.MAX_QUEUED * 2
     assert waiting[0] == batch - 1  # one being answered, the rest of the first read queued
     assert waiting[1] == waiting[0], "the paused connection was read"
