@@ -246,3 +246,23 @@ def test_long_questions_are_embedded_without_stop_words_and_embeddings_are_cache
     first = assistant_index.embed_query(short)
     assert assistant_index.embed_query(short) is first  # from the cache
     assert not first.flags.writeable  # shared: nobody may change it
+
+
+def test_a_very_long_question_is_embedded_in_a_bounded_number_of_tokens() -> None:
+    """Over ``EMBED_MAX_TOKENS`` once without stop words: the words the catalogue knows, in
+    their order, at most that many tokens (an embedding costs about 1.5 ms a token)."""
+    known = frozenset({"passport", "renew"})
+    story = (
+        "Hello, my family moved to Casablanca last winter after my father retired from his "
+        "job at the railway company, and my younger brother started university there; now I "
+        "must renew my passport before a trip to visit our cousins abroad next summer"
+    )
+    model = assistant_index._Embedder.model()
+    assert model.token_count(story, is_query=True) > assistant_index.EMBED_MAX_TOKENS
+    bounded = assistant_index.query_text(story, known)
+    assert model.token_count(bounded, is_query=True) <= assistant_index.EMBED_MAX_TOKENS
+    assert bounded.split() == ["renew", "passport"]
+    # nothing known: the last words, within the bound
+    tail = assistant_index.query_text(story, frozenset({"unrelated"}))
+    assert model.token_count(tail, is_query=True) <= assistant_index.EMBED_MAX_TOKENS
+    assert tail.split()[-1] == "summer"

@@ -85,6 +85,10 @@ at 0.03, 0.950 at 0.04 and 0.05."""
 EMBED_TRIM_TOKENS = 24
 """A question longer than this many e5 tokens is embedded without the ``stopwords`` of
 ``lexicon.json``: the cost of an embedding grows by about 1.5 ms a token on one core."""
+EMBED_MAX_TOKENS = 26
+"""At most this many e5 tokens are embedded (about 38 ms on one core): a longer question, once
+without its stop words, keeps the words the catalogue knows (``query_tokens``: what BM25
+would match), in their order, and when that is still too long its last words."""
 QUERY_CACHE_SIZE = 1024
 """Query embeddings kept (a question asked again costs no embedding)."""
 INTENT_WEIGHT = 0.01
@@ -193,14 +197,23 @@ class _Embedder:
             return cls._model
 
 
-def query_text(text: str) -> str:
+def query_text(text: str, known: frozenset[str] | set[str] = frozenset()) -> str:
     """What e5 embeds for ``text``: ``text``, or without its stop words when it is longer
-    than ``EMBED_TRIM_TOKENS`` tokens (and something is left)."""
-    if _Embedder.model().token_count(text, is_query=True) <= EMBED_TRIM_TOKENS:
+    than ``EMBED_TRIM_TOKENS`` tokens (and something is left); and at most
+    ``EMBED_MAX_TOKENS`` tokens: then the words that ``known`` (the catalogue's BM25 terms)
+    matches, in order, and the last of them when that is still too long."""
+    model = _Embedder.model()
+    if model.token_count(text, is_query=True) <= EMBED_TRIM_TOKENS:
         return text
     stop = lexicon()["stopwords"]
-    kept = [word for word in text.split() if fold(word) not in stop]
-    return " ".join(kept) or text
+    kept = [word for word in text.split() if fold(word) not in stop] or text.split()
+    if model.token_count(" ".join(kept), is_query=True) <= EMBED_MAX_TOKENS or not known:
+        return " ".join(kept)
+    matched = [word for word in kept if any(t in known for t in query_tokens(word, known))]
+    kept = matched or kept
+    while len(kept) > 1 and model.token_count(" ".join(kept), is_query=True) > EMBED_MAX_TOKENS:
+        kept = kept[1:]
+    return " ".join(kept)
 
 
 @functools.lru_cache(maxsize=QUERY_CACHE_SIZE)
@@ -210,10 +223,12 @@ def _embedded(text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
     return vector
 
 
-def embed_query(text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+def embed_query(
+    text: str, known: frozenset[str] | set[str] = frozenset()
+) -> np.ndarray[Any, np.dtype[np.float32]]:
     """The e5 vector of a question (``query_text``), from a cache of the last
     ``QUERY_CACHE_SIZE`` questions."""
-    return _embedded(query_text(text))
+    return _embedded(query_text(text, known))
 
 
 def embed_passages(
@@ -339,7 +354,7 @@ class Index:
 
     def e5_scores(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]]:
         """Per procedure, the best cosine between ``text`` and one of its passages."""
-        cosines = self.vectors @ embed_query(text)
+        cosines = self.vectors @ embed_query(text, self.terms)
         best = np.full(len(self.ids), -1.0, dtype=np.float32)
         np.maximum.at(best, self.owners, cosines)
         return best
