@@ -14,21 +14,12 @@ from typer.core import TyperGroup
 
 import jisr
 from jisr.core.errors import JisrError
-from jisr.core.i18n import negotiate
+from jisr.core.i18n import operator_language
 
 
 def cli_language() -> str:
     """The operator's language from ``JISR_LANGUAGE`` or the locale; English by default."""
-    import os
-
-    wanted = (
-        os.environ.get("JISR_LANGUAGE")
-        or os.environ.get("LANGUAGE")
-        or os.environ.get("LC_ALL")
-        or os.environ.get("LANG")
-        or ""
-    )
-    return negotiate(wanted.replace("_", "-").split(".")[0], default="en")
+    return operator_language()
 
 
 class JisrGroup(TyperGroup):

@@ -9,6 +9,7 @@ them with Babel, and a test fails when a marked string lacks a translation.
 from __future__ import annotations
 
 import io
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -82,6 +83,19 @@ def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> s
     return sorted(choices)[0][2]
 
 
+def operator_language() -> str:
+    """The language of a person at a terminal: ``JISR_LANGUAGE``, else the locale
+    (``LANGUAGE``, ``LC_ALL``, ``LANG``); English by default (the CLI's)."""
+    wanted = (
+        os.environ.get("JISR_LANGUAGE")
+        or os.environ.get("LANGUAGE")
+        or os.environ.get("LC_ALL")
+        or os.environ.get("LANG")
+        or ""
+    )
+    return negotiate(wanted.replace("_", "-").split(".")[0], default="en")
+
+
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGES",
@@ -89,5 +103,6 @@ __all__ = [
     "gettext",
     "is_rtl",
     "negotiate",
+    "operator_language",
     "translations",
 ]

@@ -40,7 +40,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httptools
 
@@ -696,21 +696,14 @@ def _authority(host: str, port: int) -> str:
 
 
 def split_url(url: str) -> tuple[str, str, int, str]:
-    """``http(s)://host[:port][/path]`` → (scheme, host, port, path-and-query as given)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("http", "https"):
+    """``http(s)://host[:port][/path][?query]`` → (scheme, host, port, path and query as
+    given; ``/`` when there is no path). ``ValueError`` for anything else."""
+    parts = urlsplit(url)  # kept by the standard library: the same URLs come again and again
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:100]!r}")
-    end = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0] or [len(rest)])
-    authority, target = rest[:end], rest[end:]
-    if not target.startswith("/"):
-        target = "/" + target  # no path, perhaps a query: the path is /
-    if authority.startswith("["):
-        host, _, after = authority[1:].partition("]")
-        port_text = after[1:] if after.startswith(":") else ""
-    else:
-        host, _, port_text = authority.rpartition(":") if ":" in authority else (authority, "", "")
-    port = int(port_text) if port_text else (443 if scheme == "https" else 80)
-    return scheme, host, port, target
+    port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError when malformed
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, target
 
 
 def header(items: Iterable[tuple[str, str]], name: str) -> str | None:

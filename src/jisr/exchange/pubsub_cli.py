@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,24 +19,11 @@ import typer
 from rich.console import Console
 
 from jisr.core.errors import InvalidInput
-from jisr.core.i18n import _, gettext, negotiate
+from jisr.core.i18n import _, gettext, operator_language
 from jisr.core.instance import REGISTRY_NODE, Instance, Node
 from jisr.exchange import pubsub, service
 from jisr.exchange.errors import GatewayNotFound, SubsystemNotFound
 from jisr.exchange.identifiers import SubsystemId, gateway_name
-
-
-def operator_language() -> str:
-    """The operator's language: ``JISR_LANGUAGE``, else the locale; English by default (as
-    ``jisr.cli.cli_language``, which a block does not import)."""
-    wanted = (
-        os.environ.get("JISR_LANGUAGE")
-        or os.environ.get("LANGUAGE")
-        or os.environ.get("LC_ALL")
-        or os.environ.get("LANG")
-        or ""
-    )
-    return negotiate(wanted.replace("_", "-").split(".")[0], default="en")
 
 
 def say(message: str, **params: object) -> str:
@@ -404,4 +390,4 @@ def _emit(
         out.print(say(_("(none)")))
 
 
-__all__ = ["app", "operator_language", "say"]
+__all__ = ["app", "say"]
