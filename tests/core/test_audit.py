@@ -821,3 +821,38 @@ def test_the_sqlite_fast_path_stores_what_core_stores(session: Session, signer: 
     assert all(len(stamp) == len(stamps[0]) and "+" not in stamp for stamp in stamps)
     report = verify_chain(session, chain)
     assert report.ok, report
+
+
+def test_the_driver_connection_path_stores_what_core_stores(
+    session: Session, signer: Signer
+) -> None:
+    """``write_many`` on SQLite's own connection (the gateways' message log): a new chain's
+    head, records at ``now`` and at their own time, a checkpoint; the rows read back as
+    those Core writes, and the chain verifies with its checkpoint."""
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("the driver's connection is SQLite's")
+    chain = f"raw-{uuid.uuid4().hex[:8]}"
+    raw = session.connection().connection.driver_connection
+    earlier = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    entries = [
+        AuditEntry("raw", {"n": 1, "é": "ض"}, actor="a"),
+        AuditEntry("raw", {"n": 2}, subject="s", at=earlier),
+    ]
+    assert audit.write_many(raw, chain, entries, signer=signer, checkpoint_every=2) == 2
+    assert audit.write_many(raw, chain, []) == 2
+    append_many(session, chain, [AuditEntry("core", {"n": 3})])
+    session.expire_all()
+    records = session.scalars(
+        sa.select(AuditRecord).where(AuditRecord.chain == chain).order_by(AuditRecord.seq)
+    ).all()
+    assert [r.seq for r in records] == [1, 2, 3]
+    assert records[1].created_at == earlier
+    assert records[0].data == json.dumps(
+        {"n": 1, "é": "ض"}, ensure_ascii=False, separators=(",", ":")
+    )
+    checkpoints = session.scalars(
+        sa.select(AuditCheckpoint).where(AuditCheckpoint.chain == chain)
+    ).all()
+    assert [c.seq for c in checkpoints] == [2]
+    report = verify_chain(session, chain, verifier=signer.verify)
+    assert report.ok and report.checkpoints_checked == 1, report

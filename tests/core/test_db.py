@@ -76,3 +76,24 @@ def test_session_scope_rolls_back_on_error(tmp_path) -> None:  # type: ignore[no
     with db.session_scope(factory) as session:
         assert session.get(AuditChain, "x") is None
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),  # no microseconds: still six digits
+        dt.datetime(2026, 12, 31, 23, 30, 0, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-1))),
+        dt.datetime(999, 1, 1, 0, 0, 1, tzinfo=dt.UTC),
+    ],
+)
+def test_sqlite_datetime_text_is_what_sqlalchemy_stores(moment: dt.datetime) -> None:
+    dialect = sa.dialects.sqlite.dialect()
+    column = AuditChain.__table__.c.created_at
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    assert db.sqlite_datetime_text(moment) == processor(moment)
+
+
+def test_sqlite_datetime_text_refuses_naive_values() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        db.sqlite_datetime_text(dt.datetime(2026, 1, 2))

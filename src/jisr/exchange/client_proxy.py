@@ -18,7 +18,6 @@ the signed response (signature, request hash, id, status, body digest), logs it 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import uuid
@@ -27,7 +26,7 @@ from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
 from jisr.exchange import envelope, metaservices, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
-from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.gateway import GatewayRuntime, LogRecord
 from jisr.exchange.globalconf import GlobalConf, PeerGateway
 from jisr.exchange.http1 import AnswerTooLarge, Request, Response, header
 from jisr.exchange.identifiers import ServiceId, SubsystemId
@@ -178,9 +177,10 @@ async def _client_call(context: Context, request: Request, call: Call) -> Respon
         body=body,
     )
     call.signature = signature
-    # Committed while the request travels; nothing is answered before it is (``finally``).
-    logged = asyncio.ensure_future(
-        runtime.log(
+    # Committed while the request travels (the commit runs at the loop's next iteration,
+    # after ``_send`` has written the request); nothing is answered before it is (``finally``).
+    logged = runtime.log_soon(
+        LogRecord(
             "request.out",
             {
                 "id": call.id,

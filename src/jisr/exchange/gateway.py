@@ -49,14 +49,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import functools
 import os
 import queue
+import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -73,6 +71,7 @@ from sqlalchemy.exc import IntegrityError
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.crypto import ca, jws, keystore
+from jisr.core.db import sqlite_datetime_text
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.core.instance import Instance, Node
 from jisr.core.logging import get_logger
@@ -154,7 +153,7 @@ class GatewayRuntime:
         self._recent: dict[tuple[str, str], float] = {}
         self._seen_pending = 0  # records waiting at the last deferral
         self._held: sa.Connection | None = None  # the message log's connection
-        self._checkpointer: threading.Thread | None = None  # SQLite: see ``_log_connection``
+        self._checkpointer: threading.Thread | None = None  # SQLite: see ``_raw_log_connection``
         self._closing = threading.Event()
         self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
             queue.SimpleQueue()
@@ -375,70 +374,56 @@ class GatewayRuntime:
             raise CryptoError("the logged body does not decrypt (another key or record)") from error
 
     def _append(self, batch: list[_Pending]) -> None:
-        """One transaction for the whole batch (runs in a worker thread). Optimistic: any
-        error (a replayed id, say) aborts it, and ``_write`` retries each record alone. A bare
-        connection transaction, no ORM session: nothing here needs one."""
-        with self._log_connection() as connection, self._transaction(connection):
-            _remember(connection, batch)
-            audit.write_many(
-                connection,
-                MESSAGE_LOG,
-                [item.entry for item in batch],
-                signer=self.checkpoint_signer,
-                checkpoint_every=self.settings.audit_checkpoint_every,
-            )
-
-    @contextmanager
-    def _transaction(self, connection: sa.Connection) -> Iterator[None]:
-        """The log's transaction. On SQLite (on the loop) BEGIN IMMEDIATE and COMMIT go to the
-        driver's connection directly: SQLAlchemy's transaction around them cost a one-record
-        batch 20-25 us of its ~100 us CPU (micro-benchmark of ``_append``), on each of the
-        three commits a call waits for. Should SQLAlchemy begin one of its own for a
-        statement inside (``write_many`` writes a checkpoint with it), ``jisr.core.db``'s
-        begin hook sees the transaction open and issues nothing, and its state is reset
-        after the COMMIT. Other databases: SQLAlchemy's transaction."""
+        """One transaction for the whole batch. Optimistic: any error (a replayed id, say)
+        aborts it, and ``_commit`` retries each record alone. No ORM session: nothing here
+        needs one. On SQLite (on the loop) the transaction, the replay guard's rows and the
+        records go to the driver's connection directly (``audit.write_many`` takes it):
+        SQLAlchemy's connection and context managers around them were half of a one-record
+        commit's CPU (175 us in the gateway, against about 40 us for the statements in a
+        micro-benchmark of SQLite alone). Other databases: SQLAlchemy's transaction, on a
+        connection from the pool (in the writer thread)."""
+        entries = [item.entry for item in batch]
+        every = self.settings.audit_checkpoint_every
         if not self._inline:
-            with connection.begin():
-                yield
+            with self.node.engine.connect() as connection, connection.begin():
+                _remember(connection, batch)
+                audit.write_many(
+                    connection,
+                    MESSAGE_LOG,
+                    entries,
+                    signer=self.checkpoint_signer,
+                    checkpoint_every=every,
+                )
             return
-        raw = connection.connection.driver_connection
-        assert raw is not None
+        raw = self._raw_log_connection()
         raw.execute("BEGIN IMMEDIATE")
         try:
-            yield
+            _remember_sqlite(raw, batch)
+            audit.write_many(
+                raw, MESSAGE_LOG, entries, signer=self.checkpoint_signer, checkpoint_every=every
+            )
             raw.execute("COMMIT")
         except BaseException:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
             raise
-        finally:
-            if connection.in_transaction():  # begun by SQLAlchemy inside ours, ended with it
-                connection.rollback()
 
-    @contextmanager
-    def _log_connection(self) -> Iterator[sa.Connection]:
-        """The connection the log writes on. On SQLite (the log written on the event loop),
-        held between batches: taking one from the pool and giving it back (a rollback) for
-        every batch made a one-record batch cost 0.21 ms CPU against 0.15 ms (medians of
-        three alternated micro-benchmark runs of ``_append``); a new one after it broke. In
-        the writer thread (other databases), one from the pool per batch, given back by the
-        thread that used it: a held one outlived the gateway (nothing closed it there)."""
-        if not self._inline:
-            with self.node.engine.connect() as connection:
-                yield connection
-            return
+    def _raw_log_connection(self) -> Any:
+        """SQLite: the driver's connection the log writes on, held between batches (taking
+        one from the pool and giving it back, a rollback, for every batch made a one-record
+        batch cost 0.21 ms CPU against 0.15 ms); a new one after it broke. Its commits never
+        checkpoint the write-ahead log: a checkpoint syncs the file to disk, and on the loop
+        that stalled every call for milliseconds a few times a second (p99 6.4-7.5 ->
+        3.4-3.7 ms in benchmarks/exchange_overhead.py without it). The checkpointer thread
+        does it, without blocking the loop."""
         held = self._held
         if held is None or held.closed or held.invalidated:
             held = self._held = self.node.engine.connect()
-            # Its commits never checkpoint the write-ahead log: a checkpoint syncs the file
-            # to disk, and on the loop that stalled every call for milliseconds a few times
-            # a second (p99 6.4-7.5 -> 3.4-3.7 ms in benchmarks/exchange_overhead.py
-            # without it). The checkpointer thread does it, without blocking the loop.
             raw = held.connection.driver_connection
             assert raw is not None
             raw.execute("PRAGMA wal_autocheckpoint=0")
             self._start_checkpointer()
-        yield held
+        return held.connection.driver_connection
 
     def _start_checkpointer(self) -> None:
         if self._checkpointer is None or not self._checkpointer.is_alive():
@@ -475,17 +460,6 @@ class GatewayRuntime:
         if held is not None:
             held.close()
 
-    def _append_alone(self, item: _Pending) -> None:
-        with self._log_connection() as connection, self._transaction(connection):
-            _remember(connection, [item])
-            audit.write_many(
-                connection,
-                MESSAGE_LOG,
-                [item.entry],
-                signer=self.checkpoint_signer,
-                checkpoint_every=self.settings.audit_checkpoint_every,
-            )
-
     def _commit(self, batch: list[_Pending]) -> None:
         """Write ``batch`` (in the writer thread); each item's ``error`` says how it went."""
         try:
@@ -497,7 +471,7 @@ class GatewayRuntime:
                     item.error = item.requires.error  # all of a ``log_all`` or none
                     continue
                 try:
-                    self._append_alone(item)
+                    self._append([item])
                 except Exception as error:
                     item.error = error
 
@@ -554,12 +528,13 @@ class GatewayRuntime:
 
     @staticmethod
     def _wake(batch: list[_Pending]) -> None:
+        """Settle the batch's futures: the records of one ``log_all`` share one, which
+        fails when any of them failed (failures are set first)."""
         for item in batch:
-            if item.done.done():
-                continue
-            if item.error is not None:
+            if item.error is not None and not item.done.done():
                 item.done.set_exception(item.error)
-            else:
+        for item in batch:
+            if not item.done.done():
                 item.done.set_result(None)
 
     def _committed(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
@@ -582,33 +557,40 @@ class GatewayRuntime:
         """Append one record to the message log; return once it is committed. ``seen``
         (client, message id) is inserted first in the same transaction (the replay guard):
         when the pair was seen before, the record is refused and ``IntegrityError`` raised."""
-        # Not shielded: should the caller be cancelled, its future is cancelled, and the
-        # batch's writer still writes the record (``_wake`` skips futures already done).
-        item = self._enqueue(LogRecord(event, data, actor, subject, seen), None)
-        self._kick()
-        await item.done
+        await self.log_soon(LogRecord(event, data, actor, subject, seen))
+
+    def log_soon(self, record: LogRecord) -> asyncio.Future[None]:
+        """Queue ``record`` for the next commit and return the future its commit settles
+        (``log`` without a coroutine: a caller that goes on meanwhile needs no task)."""
+        return self._queue([record])
 
     async def log_all(self, records: list[LogRecord]) -> None:
         """Append ``records`` in this order, in one commit, all or none: when one is refused
         (a replay, see ``log``), none after it is written, and its error is raised."""
-        items: list[_Pending] = []
-        for record in records:
-            items.append(self._enqueue(record, items[-1] if items else None))
-        self._kick()  # after all are queued: they go to the writer in one batch
-        outcomes = await asyncio.gather(*(item.done for item in items), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await self._queue(records)
 
-    def _enqueue(self, record: LogRecord, requires: _Pending | None) -> _Pending:
+    def _queue(self, records: list[LogRecord]) -> asyncio.Future[None]:
+        # Not shielded: should the caller be cancelled, the future is cancelled, and the
+        # batch's writer still writes the records (``_wake`` skips futures already done).
+        # One future for all the records (one wake-up; ``asyncio.gather`` over one future
+        # per record cost 10-25 us per call).
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        previous: _Pending | None = None
+        for record in records:
+            previous = self._enqueue(record, previous, done)
+        self._kick()  # after all are queued: they go to the writer in one batch
+        return done
+
+    def _enqueue(
+        self, record: LogRecord, requires: _Pending | None, done: asyncio.Future[None]
+    ) -> _Pending:
         entry = audit.AuditEntry(
             event=record.event,
             data=record.data,
             actor=_clip(record.actor),
             subject=_clip(record.subject),
         )
-        loop = asyncio.get_running_loop()
-        item = _Pending(entry, record.seen, loop.create_future(), requires=requires)
+        item = _Pending(entry, record.seen, done, requires=requires)
         self._pending.append(item)
         return item
 
@@ -646,42 +628,38 @@ _SEEN = cast(sa.Table, SeenMessage.__table__)
 _INSERT_SEEN = sa.insert(_SEEN)
 
 
+def _seen_rows(batch: list[_Pending]) -> list[tuple[str, str]]:
+    return [item.seen for item in batch if item.seen is not None]
+
+
 def _remember(connection: sa.Connection, batch: list[_Pending]) -> None:
     """The replay guard: one multi-row INSERT of the batch's (client, id) pairs, refused by
     the unique key (``IntegrityError``) when one was seen before. Core on the connection,
     not the ORM: one ORM insert per record cost 0.5 ms CPU at a batch of one (measured with
     a micro-benchmark of ``_append``, guard and log write together: 1.48 -> 0.50 ms CPU per
-    record at a batch of one, 0.38 -> 0.13 ms at a batch of 8). On SQLite the driver's
-    cursor runs it directly, as the message log's own statements (``jisr.core.audit``)."""
+    record at a batch of one, 0.38 -> 0.13 ms at a batch of 8)."""
     now = utcnow()
-    rows = [
-        {"client": item.seen[0], "message_id": item.seen[1], "seen_at": now}
-        for item in batch
-        if item.seen is not None
-    ]
-    if not rows:
-        return
-    if connection.dialect.name != "sqlite":
+    rows = [{"client": c, "message_id": m, "seen_at": now} for c, m in _seen_rows(batch)]
+    if rows:
         connection.execute(_INSERT_SEEN, rows)
+
+
+def _remember_sqlite(raw: Any, batch: list[_Pending]) -> None:
+    """``_remember`` on SQLite's own connection (the message log's statements go there too);
+    the driver's ``IntegrityError`` is raised as SQLAlchemy's, as on other databases."""
+    pairs = _seen_rows(batch)
+    if not pairs:
         return
-    stamp = _seen_time(connection.dialect)(now)
-    cursor = connection.connection.cursor()
+    stamp = sqlite_datetime_text(utcnow())
     try:
-        cursor.executemany(_RAW_INSERT_SEEN, [(r["client"], r["message_id"], stamp) for r in rows])
-    except connection.dialect.loaded_dbapi.IntegrityError as error:
-        raise IntegrityError(_RAW_INSERT_SEEN, rows, error) from error
-    finally:
-        cursor.close()
+        raw.executemany(_RAW_INSERT_SEEN, [(client, message, stamp) for client, message in pairs])
+    except sqlite3.IntegrityError as error:
+        raise IntegrityError(_RAW_INSERT_SEEN, pairs, error) from error
 
 
 _RAW_INSERT_SEEN = (
     "INSERT INTO exchange_seen_messages (client, message_id, seen_at) VALUES (?, ?, ?)"
 )
-
-
-@functools.lru_cache(maxsize=4)
-def _seen_time(dialect: sa.Dialect) -> Any:
-    return _SEEN.c.seen_at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
 
 
 def _derive_body_key(passphrase: str, node_name: str) -> bytes:

@@ -44,9 +44,45 @@ _CANONICAL = json.JSONEncoder(
 )
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
+# orjson writes the same text as the encoders above for the values it is given here: objects
+# with plain ``str`` keys (sorted by code point, as ``sort_keys``), plain ``str`` (the same
+# escapes: ``\"``, ``\\``, ``\n``-style short forms, ``\u00xx`` for other control characters,
+# everything else as is), ``bool``, ``None`` and ``int`` of 64 bits. Floats, subclasses (enums)
+# and anything deeper than one level go to ``json``: orjson spells some floats differently
+# (``1e16`` against ``1e+16``). tests/core/test_audit_canonical.py checks the equivalence
+# over every code point. Measured on a message-log record (a 700-character signature in its
+# data): 3.9 -> 0.24 us for the data, 5.1 -> 1.4 us for the hashed array and its SHA-256.
+_PLAIN = frozenset({str, bool, type(None)})
+_INT64 = (-(2**63), 2**63 - 1)
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency
+    orjson = None  # type: ignore[assignment]
+
+
+def _flat_plain(value: Any) -> bool:
+    """A dict of ``str`` keys to strings, booleans, None and 64-bit ints (orjson's safe set)."""
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        kind = type(item)
+        if kind is int:
+            if not _INT64[0] <= item <= _INT64[1]:
+                return False
+        elif kind not in _PLAIN:
+            return False
+    return True
+
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 as is; raises ``TypeError``/``ValueError`` on bad data."""
+    if orjson is not None and _flat_plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+        except orjson.JSONEncodeError:  # a lone surrogate: json says what is wrong
+            pass
     return _CANONICAL.encode(value)
 
 
@@ -70,10 +106,13 @@ def record_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of the record's fields as a canonical JSON array (see ``service``)."""
-    encoded = _COMPACT.encode(
-        [HASH_FORMAT, chain, seq, created_at, event, actor, subject, data, prev_hash]
-    )
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    fields = [HASH_FORMAT, chain, seq, created_at, event, actor, subject, data, prev_hash]
+    if orjson is not None and type(seq) is int and _INT64[0] <= seq <= _INT64[1]:
+        try:  # the same text as ``_COMPACT`` (see above): strings, None and an int
+            return hashlib.sha256(orjson.dumps(fields)).hexdigest()
+        except (orjson.JSONEncodeError, TypeError):
+            pass  # a lone surrogate or a non-text field: ``json`` decides, as before
+    return hashlib.sha256(_COMPACT.encode(fields).encode("utf-8")).hexdigest()
 
 
 def checkpoint_payload(*, chain: str, seq: int, hash: str, iat: int) -> bytes:
