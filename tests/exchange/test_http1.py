@@ -14,6 +14,7 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1519,3 +1520,34 @@ def test_a_client_that_reads_no_answers_is_read_no_further() -> None:
     assert [part.split(b"\r\n\r\n", 1)[1][: len(f"/{i}")] for i, part in enumerate(answers)] == [
         f"/{i}".encode() for i in range(2 * batch)
     ]
+
+
+def test_client_times_out_on_a_later_event_loop_too() -> None:
+    """The deadline timer belongs to a loop: a client used again from a new loop (the first
+    one closed) still times out there."""
+    client = Client(timeout=0.2)
+
+    async def scenario(last: bool) -> None:
+        release = asyncio.Event()
+
+        async def silent(
+            c: int, r: int, line: str, body: bytes, writer: asyncio.StreamWriter
+        ) -> bool:
+            await release.wait()
+            return False
+
+        server, seen = await raw_server(silent)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):  # the client's own, well before the guard's
+            async with asyncio.timeout(WAIT):
+                await client.request("GET", HOST, port_of(server), "/", limit=10)
+        assert time.monotonic() - started < WAIT / 2
+        release.set()
+        if last:
+            await stop(server, client, seen)
+        else:  # the client stays open: its timer was the closed loop's
+            server.close()
+            await server.wait_closed()
+
+    run(scenario(last=False))
+    run(scenario(last=True))
