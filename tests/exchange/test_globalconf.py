@@ -143,3 +143,61 @@ class TestResilience:
         world.registry = servers.start(world.instance, port=port)
         _wait_for(lambda: consumer.runtime.usable_conf() is not None)
         assert world.call().status_code == 200
+
+
+class TestRefreshSchedule:
+    """After a failed download the next try comes soon (1, 2, 4 … s, never more than the
+    period): a gateway started while the registry was away waits seconds, not a period."""
+
+    def test_delays(self) -> None:
+        from jisr.exchange.server import refresh_delay
+
+        assert refresh_delay(60.0, 0) == 60.0
+        assert [refresh_delay(60.0, n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+        assert refresh_delay(0.5, 3) == 0.5
+        assert refresh_delay(60.0, 10_000) == 60.0
+
+    def test_retries_soon_then_keeps_the_period(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import asyncio
+        import types
+
+        from jisr.exchange import server as gateway_server
+
+        monkeypatch.setattr(gateway_server, "RETRY_FIRST_SECONDS", 0.01)
+        outcomes = [False, False, True, True]
+        tried: list[float] = []
+
+        async def refresh(http: Any) -> bool:
+            tried.append(time.monotonic())
+            return outcomes[len(tried) - 1] if len(tried) <= len(outcomes) else True
+
+        runtime = types.SimpleNamespace(
+            settings=types.SimpleNamespace(exchange_globalconf_refresh_seconds=0.5),
+            refresh=refresh,
+        )
+
+        async def scenario() -> None:
+            started = time.monotonic()
+            task = asyncio.create_task(gateway_server._refresh_forever(runtime, None, 1))
+            while len(tried) < 4:
+                await asyncio.sleep(0.005)
+            task.cancel()
+            gaps = [b - a for a, b in zip([started, *tried], tried, strict=False)]
+            assert gaps[0] < 0.25 and gaps[1] < 0.25 and gaps[2] < 0.25  # 0.01, 0.02, 0.04
+            assert gaps[3] >= 0.45  # after a success: the period again
+
+        result: list[BaseException] = []
+
+        def run() -> None:  # the session's browser keeps a loop in this thread
+            try:
+                asyncio.run(scenario())
+            except BaseException as error:
+                result.append(error)
+
+        import threading
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(30)
+        if result:
+            raise result[0]

@@ -69,10 +69,25 @@ class RunningGateway:
             self.thread.join(timeout=10)
 
 
-async def _refresh_forever(runtime: GatewayRuntime, http: aiohttp.ClientSession) -> None:
+RETRY_FIRST_SECONDS = 1.0  # after a failed download, the next try comes this soon, then 2, 4, …
+
+
+def refresh_delay(period: float, failures: int) -> float:
+    """Seconds until the next download of the global configuration: the period, or after
+    ``failures`` failed downloads in a row 1, 2, 4 … seconds, never more than the period (a
+    gateway that started while the registry was away, or lost it, is back soon after it)."""
+    if failures <= 0:
+        return period
+    return min(period, RETRY_FIRST_SECONDS * 2 ** min(failures - 1, 30))
+
+
+async def _refresh_forever(
+    runtime: GatewayRuntime, http: aiohttp.ClientSession, failures: int = 0
+) -> None:
+    period = runtime.settings.exchange_globalconf_refresh_seconds
     while True:
-        await asyncio.sleep(runtime.settings.exchange_globalconf_refresh_seconds)
-        await runtime.refresh(http)
+        await asyncio.sleep(refresh_delay(period, failures))
+        failures = 0 if await runtime.refresh(http) else failures + 1
 
 
 def start_gateway(
@@ -124,9 +139,10 @@ def start_gateway(
                 )
                 listeners.append(listener)
                 ports.append(listener.port)
-            if runtime.usable_conf() is None:
-                await runtime.refresh(http)
-            refresher = asyncio.create_task(_refresh_forever(runtime, http))
+            failures = 0
+            if runtime.usable_conf() is None and not await runtime.refresh(http):
+                failures = 1
+            refresher = asyncio.create_task(_refresh_forever(runtime, http, failures))
             pusher = pubsub.start_pusher(runtime, http, host, ports[0])
             started.update(loop=loop, stopped=stopped, http=http, ports=ports)
             ready.set()
@@ -171,4 +187,4 @@ def start_gateway(
     )
 
 
-__all__ = ["RunningGateway", "start_gateway"]
+__all__ = ["RETRY_FIRST_SECONDS", "RunningGateway", "refresh_delay", "start_gateway"]
