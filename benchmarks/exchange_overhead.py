@@ -20,18 +20,18 @@ machine at 1,000 calls/s. The direct phase uses the same client and service, so
 * the floor: CPU time (``time.process_time``) of one call's security work alone, in this
   process, on the same gateway keys and databases: two envelope signatures, two
   verifications and two message-log appends (each appended and committed in a transaction of
-  its own, through the same ``write_many`` on a bare connection as the gateways).
+  its own, through the same ``write_many`` on SQLite's own connection as the gateways).
 
 Ends with one JSON line::
 
     {"direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms",
      "gateway_cpu_ms_per_call", "floor_cpu_ms_per_call"}
 
-Each figure but the floor is the median of ``--rounds`` (3) rounds of all four phases, each
+Each figure but the floor is the median of ``--rounds`` (5) rounds of all four phases, each
 round's figures printed to stderr: on a shared 2-core machine one phase alone varies by a
-fifth from run to run.
+fifth from run to run (about 80 s in all).
 
-    .venv/bin/python benchmarks/exchange_overhead.py [--rounds 3] [--seconds 6] [--connections 8]
+    .venv/bin/python benchmarks/exchange_overhead.py [--rounds 5] [--seconds 6] [--connections 8]
 """
 
 from __future__ import annotations
@@ -273,6 +273,8 @@ def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int)
         client_jwk = conf.gateways[consumer].signing_jwk
         server_jwk = conf.gateways[provider].signing_jwk
         body = json.dumps({"national_id": "MA:AB123456", "born": "1990-01-01"}).encode()
+        held = {r.name: r.node.engine.connect() for r in (client_side, server_side)}
+        connections = {name: c.connection.driver_connection for name, c in held.items()}
 
         def one(index: int) -> None:
             request = envelope.sign_request(
@@ -316,16 +318,19 @@ def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int)
                     actor=CLIENT,
                     subject=SERVICE_PATH[4:],
                 )
-                # Appended and committed as the gateways do it (``GatewayRuntime._append``):
-                # ``write_many`` in a transaction of a bare connection, no ORM session.
-                with runtime.node.engine.begin() as connection:
-                    audit.write_many(
-                        connection,
-                        "message-log",
-                        [entry],
-                        signer=runtime.checkpoint_signer,
-                        checkpoint_every=runtime.settings.audit_checkpoint_every,
-                    )
+                # Appended and committed as the gateways do it on SQLite
+                # (``GatewayRuntime._append``): ``write_many`` on the driver's connection,
+                # between BEGIN IMMEDIATE and COMMIT, each record in a commit of its own.
+                raw = connections[runtime.name]
+                raw.execute("BEGIN IMMEDIATE")
+                audit.write_many(
+                    raw,
+                    "message-log",
+                    [entry],
+                    signer=runtime.checkpoint_signer,
+                    checkpoint_every=runtime.settings.audit_checkpoint_every,
+                )
+                raw.execute("COMMIT")
 
         for index in range(20):
             one(index)
@@ -338,6 +343,8 @@ def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int)
             for index in range(per_round):
                 one(1000 * (round_index + 1) + index)
             rounds.append((time.process_time() - started) * 1000 / per_round)
+        for connection in held.values():
+            connection.close()
         return sorted(rounds)[2]
     finally:
         instance.close()
@@ -350,11 +357,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="each throughput phase")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of all phases; medians are reported"
+        "--rounds", type=int, default=5, help="rounds of all phases; medians are reported"
     )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--latency-calls", type=int, default=500)
-    parser.add_argument("--floor-calls", type=int, default=1000)
+    parser.add_argument("--floor-calls", type=int, default=2000)
     parser.add_argument("--serve-service", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_service:
