@@ -78,7 +78,7 @@ def refresh_delay(period: float, failures: int) -> float:
     gateway that started while the registry was away, or lost it, is back soon after it)."""
     if failures <= 0:
         return period
-    return min(period, RETRY_FIRST_SECONDS * 2 ** min(failures - 1, 30))
+    return min(period, RETRY_FIRST_SECONDS * float(2 ** min(failures - 1, 30)))
 
 
 async def _refresh_forever(
