@@ -1096,24 +1096,39 @@ def test_client_does_not_reuse_a_connection_idle_too_long() -> None:
     run(scenario())
 
 
-def test_client_times_out() -> None:
-    async def scenario() -> None:
-        release = asyncio.Event()
+async def times_out(client: Client, *, close: bool = True) -> None:
+    """``client`` calls a server that never answers and fails with its own ``TimeoutError``,
+    well before a guard of ``WAIT``; the client is closed after unless ``close`` is False."""
+    release = asyncio.Event()
 
-        async def silent(
-            c: int, r: int, line: str, body: bytes, writer: asyncio.StreamWriter
-        ) -> bool:
-            await release.wait()
-            return False
+    async def silent(c: int, r: int, line: str, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await release.wait()
+        return False
 
-        server, seen = await raw_server(silent)
-        client = Client(timeout=0.2)
-        with pytest.raises(TimeoutError):
+    server, seen = await raw_server(silent)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(WAIT):
             await client.request("GET", HOST, port_of(server), "/", limit=10)
-        release.set()
+    assert time.monotonic() - started < WAIT / 2
+    release.set()
+    if close:
         await stop(server, client, seen)
+    else:
+        server.close()
+        await server.wait_closed()
 
-    run(scenario())
+
+def test_client_times_out() -> None:
+    run(times_out(Client(timeout=0.2)))
+
+
+def test_client_times_out_on_a_later_event_loop_too() -> None:
+    """The deadline timer belongs to a loop: a client used again from a new loop (the first
+    one closed, the client left open) still times out there."""
+    client = Client(timeout=0.2)
+    run(times_out(client, close=False))
+    run(times_out(client))
 
 
 @pytest.mark.parametrize(
@@ -1520,34 +1535,3 @@ def test_a_client_that_reads_no_answers_is_read_no_further() -> None:
     assert [part.split(b"\r\n\r\n", 1)[1][: len(f"/{i}")] for i, part in enumerate(answers)] == [
         f"/{i}".encode() for i in range(2 * batch)
     ]
-
-
-def test_client_times_out_on_a_later_event_loop_too() -> None:
-    """The deadline timer belongs to a loop: a client used again from a new loop (the first
-    one closed) still times out there."""
-    client = Client(timeout=0.2)
-
-    async def scenario(last: bool) -> None:
-        release = asyncio.Event()
-
-        async def silent(
-            c: int, r: int, line: str, body: bytes, writer: asyncio.StreamWriter
-        ) -> bool:
-            await release.wait()
-            return False
-
-        server, seen = await raw_server(silent)
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):  # the client's own, well before the guard's
-            async with asyncio.timeout(WAIT):
-                await client.request("GET", HOST, port_of(server), "/", limit=10)
-        assert time.monotonic() - started < WAIT / 2
-        release.set()
-        if last:
-            await stop(server, client, seen)
-        else:  # the client stays open: its timer was the closed loop's
-            server.close()
-            await server.wait_closed()
-
-    run(scenario(last=False))
-    run(scenario(last=True))
