@@ -90,6 +90,22 @@ class TestHappyPath:
         )
         assert "body" not in consumer[0][1]  # digests only, by default
 
+    def test_concurrent_calls_each_log_their_request_before_their_answer(
+        self, world: ExchangeWorld
+    ) -> None:
+        """Concurrent calls (group commits of several calls' records): every call has its
+        ``request.out`` before its ``response.in``, and the chain verifies."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        ids = [f"concurrent-{n}" for n in range(24)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: world.call(headers={"X-Road-Id": i}), ids))
+        assert [a.status_code for a in answers] == [200] * len(ids)
+        for message_id in ids:
+            consumer = _records(world, "gateway-eservices", message_id)
+            assert [e for e, _ in consumer] == ["request.out", "response.in"], message_id
+        self.test_message_logs_verify(world)
+
     def test_message_logs_verify(self, world: ExchangeWorld) -> None:
         for name in ("gateway-eservices", "gateway-civil-registry"):
             node = world.instance.node(name)
