@@ -35,6 +35,7 @@ from jisr.exchange.http1 import (
     Request,
     Response,
     header,
+    join_url,
     serve,
     split_url,
 )
@@ -1379,10 +1380,13 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
         return Response(200, body=der or b"none")
 
     async def scenario() -> None:
-        listener = await listen(whose, ssl_context=server_context(pki, require_client=True))
+        served = server_context(pki, require_client=True)
+        listener = await listen(whose, ssl_context=served)
+        # read once per connection: the certificate must not change under a renegotiation
+        assert served.options & ssl.OP_NO_RENEGOTIATION
         client = Client(timeout=WAIT)
         context = client_context(pki, identity=pki)
-        for _ in range(2):
+        for _ in range(2):  # two requests on one connection: the same certificate
             status, _, body = await client.request(
                 "GET", HOST, listener.port, "/", ssl_context=context, limit=10_000
             )
@@ -1448,6 +1452,43 @@ def test_split_url(url: str, expected: tuple[str, str, int, str]) -> None:
 def test_split_url_refuses_what_is_not_an_http_url(url: str) -> None:
     with pytest.raises(ValueError):
         split_url(url)
+
+
+BASES = [
+    "http://example.org",
+    "http://example.org/",
+    "https://example.org:8443/api",
+    "https://example.org:8443/api/",
+    "http://[::1]:8080/v1",
+    "http://example.org/api?fixed=1",
+    "http://example.org/api#top",
+    "http://example.org:8000?x=1",
+    " http://example.org/a\tb",
+]
+TAILS = ["", "/", "/births/MA:AB123456", "//twice", "/a%20b/c", "x", "/a#frag", "/a\r\nb"]
+QUERIES = ["", "x=1", "x=1&y=%20", "a#b", "q=\t"]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_join_url_is_split_url_of_the_joined_text(base: str) -> None:
+    """The provider's gateway joins a service's base URL and a call's path and query
+    (``join_url``, the base split once): always what ``split_url`` says of the whole text."""
+    for path in TAILS:
+        for query in QUERIES:
+            whole = base + path + (f"?{query}" if query else "")
+            try:
+                expected = split_url(whole)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    join_url(base, path, query)
+                continue
+            assert join_url(base, path, query) == expected, (base, path, query)
+
+
+def test_join_url_refuses_a_bad_base() -> None:
+    for _ in range(2):  # a refusal is not remembered as an answer
+        with pytest.raises(ValueError):
+            join_url("http://example.org:port", "/x")
 
 
 def test_header() -> None:

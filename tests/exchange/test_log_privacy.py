@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from jisr.core.errors import CryptoError
+from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.models import SeenMessage
 
 from .conftest import ExchangeWorld, invoke, message_log
@@ -118,6 +119,26 @@ class TestReplayTablePruning:
         assert runtime.prune_seen() >= 1
         seen = self._seen(world)
         assert "old-1" not in seen and "young-1" in seen
+
+    def test_a_gateway_starts_with_the_windows_ids(self, world: ExchangeWorld) -> None:
+        """What ``first_sight`` refuses after a restart: the table's ids within the window
+        (twice the clock skew), not older ones; an id in the table twice is one id."""
+        skew = world.instance.settings.exchange_max_clock_skew_seconds
+        client = "MA/GOV/ESERVICES/PORTAL"
+        self._insert(world, "old-3", dt.timedelta(seconds=2 * skew + 60))
+        self._insert(world, "young-3", dt.timedelta(seconds=2 * skew - 60))
+        self._insert(world, "young-3", dt.timedelta(seconds=10))
+        restarted = GatewayRuntime(world.instance, "gateway-civil-registry")
+        try:
+            assert (client, "young-3") in restarted._recent
+            assert (client, "old-3") not in restarted._recent
+            times = list(restarted._recent.values())
+            assert times == sorted(times)  # oldest first: how the memory forgets
+            assert restarted._recent[(client, "young-3")] <= times[0] + 1  # its first row
+            assert not restarted.first_sight(client, "young-3")
+            assert restarted.first_sight(client, "old-3")  # its signed time refuses it now
+        finally:
+            restarted.close()
 
     def test_the_writer_prunes_by_itself(self, world: ExchangeWorld) -> None:
         skew = world.instance.settings.exchange_max_clock_skew_seconds

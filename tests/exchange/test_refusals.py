@@ -15,6 +15,7 @@ import pytest
 from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE
 from jisr.exchange import envelope, provisioning, server, service
+from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.identifiers import MemberId, SubsystemId
 
 from .conftest import (
@@ -184,25 +185,30 @@ class TestServerProxy:
     def test_replay_after_a_restart_is_refused_by_the_guard_table(
         self, world: ExchangeWorld
     ) -> None:
-        """The gateway's memory of recent ids is gone after a restart (cleared here); the
-        replay guard's unique key still refuses. A read may reach the provider's system
-        (its record commits meanwhile) but its answer never leaves; a write is refused
-        before the system sees it."""
+        """The gateway's memory of recent ids is gone after a restart; at start it reads the
+        window's ids back from the replay guard's table (``load_recent``, as a new runtime
+        does), so the replay is still refused, before the provider's system sees it."""
         runtime = world.provider_gateway.runtime
         for method, path, body in (("GET", "/births/1", b""), ("POST", "/echo", b'{"a": 1}')):
             signature = _signed(world, body=body, method=method, path=path)
             headers = {envelope.SIGNATURE_HEADER: signature}
+            message_id = envelope.claimed_id(signature)
             with _peer(world) as peer:
                 first = peer.request(method, SERVICE_PATH + path, content=body, headers=headers)
                 assert first.status_code == 200, first.text
-                runtime._recent.clear()  # as after a restart
+                restarted = GatewayRuntime(world.instance, "gateway-civil-registry")
+                try:
+                    assert not restarted.first_sight(str(PORTAL), str(message_id))
+                    assert restarted.first_sight(str(PORTAL), f"never-{uuid.uuid4()}")
+                finally:
+                    restarted.close()
+                runtime._recent.clear()  # as after a restart ...
+                assert runtime.load_recent() >= 1  # ... and its start
                 received = len(RECEIVED)
                 again = peer.request(method, SERVICE_PATH + path, content=body, headers=headers)
             fault(again, "Server.ServerProxy.DuplicateMessageId", 409)
             assert "national_id" not in again.text and "echo" not in again.text
-            if method == "POST":
-                assert len(RECEIVED) == received, "a replayed write reached the provider"
-            message_id = envelope.claimed_id(signature)
+            assert len(RECEIVED) == received, "a replay reached the provider's system"
             written = [
                 event
                 for event, data in message_log(world, "gateway-civil-registry")

@@ -28,13 +28,18 @@ and ``server_proxy``):
   configuration cache, pub/sub). On other databases a thread of its own writes, fed by a
   queue, so the loop never waits on network round trips to the database. A record's
   replay-guard row (client, message id) is inserted in that transaction first; should
-  anything fail (a replayed id), the batch is rolled back and each record retried in a
-  transaction of its own, so the failure refuses that record only; records queued together
-  (``log_all``) stay together. Under concurrent calls a commit waits up to three loop
+  anything fail, the batch is rolled back and each record retried in a transaction of its
+  own, so the failure refuses that record only; records queued together (``log_all``) stay
+  together. Under concurrent calls a commit waits up to three loop
   iterations while records keep arriving. On SQLite the log's commits never checkpoint
   the write-ahead log; a thread of the gateway does (``checkpoint``), off the loop.
-* the **replay memory** (``first_sight``): the ids received since start, within the replay
-  window, so a replay is refused before anything is forwarded; the guard's key decides.
+* the **replay guard** (``first_sight``): the ids received within the replay window, in
+  memory, so a replay is refused before anything is forwarded; each id's row is committed
+  with its request's record, and at start the window's rows are read back
+  (``load_recent``), so a replay is refused after a restart too. The table has no unique
+  key on the ids: on random ids such a key put one random B-tree leaf into every call's
+  commit, about 8 % of the gateways' CPU (docs/exchange.md, Seventh pass); one gateway
+  process serves a node, so its memory sees every id the node receives.
 
 Bodies kept in the log may be encrypted at rest (``body_fields``, ``read_body``), and the
 writer prunes the replay guard's old rows (``prune_seen``).
@@ -51,7 +56,6 @@ import base64
 import datetime as dt
 import os
 import queue
-import sqlite3
 import ssl
 import threading
 import time
@@ -66,7 +70,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy.exc import IntegrityError
 
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
@@ -148,8 +151,8 @@ class GatewayRuntime:
         self._inline = self.node.engine.dialect.name == "sqlite"
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
         self._last_batch = 0  # records in the last inline commit
-        # (client, message id) -> monotonic time, oldest first: the replay guard's memory
-        # (``first_sight``); the table's unique key stays the guard that counts.
+        # (client, message id) -> monotonic time, oldest first: the replay guard
+        # (``first_sight``), with the window's ids of the guard's table (``load_recent``).
         self._recent: dict[tuple[str, str], float] = {}
         self._seen_pending = 0  # records waiting at the last deferral
         self._held: sa.Connection | None = None  # the message log's connection
@@ -158,6 +161,7 @@ class GatewayRuntime:
         self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
             queue.SimpleQueue()
         )
+        self.load_recent()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._conf: globalconf.GlobalConf | None = None
@@ -323,9 +327,9 @@ class GatewayRuntime:
 
     def first_sight(self, client: str, message_id: str) -> bool:
         """False when this gateway received message ``message_id`` of ``client`` within the
-        replay window since it started; otherwise remembers it and returns True. Lets the
-        server proxy refuse a replay before anything is forwarded; the replay guard's unique
-        key (``log(seen=…)``) still decides, across restarts too."""
+        replay window (since it started, or before: ``load_recent``); otherwise remembers it
+        and returns True. The server proxy asks before anything is forwarded; the id's row
+        (``log(seen=…)``) is committed with the request's record."""
         key = (client, message_id)
         if key in self._recent:
             return False
@@ -339,6 +343,27 @@ class GatewayRuntime:
                     break
                 del self._recent[oldest[0]]
         return True
+
+    def load_recent(self) -> int:
+        """Add the replay guard's rows of the window (twice the clock skew) to the memory
+        ``first_sight`` asks, oldest first: at start, so an id received before a restart is
+        still refused after it. Returns how many ids the memory holds."""
+        now, clock = utcnow(), time.monotonic()
+        cutoff = now - dt.timedelta(seconds=2 * self.settings.exchange_max_clock_skew_seconds)
+        query = (
+            sa.select(_SEEN.c.client, _SEEN.c.message_id, _SEEN.c.seen_at)
+            .where(_SEEN.c.seen_at >= cutoff)
+            .order_by(_SEEN.c.seen_at, _SEEN.c.id)
+        )
+        loaded: dict[tuple[str, str], float] = {}
+        with self.node.engine.connect() as connection:
+            for client, message_id, seen_at in connection.execute(query):
+                key = (client, message_id)
+                if key not in loaded:
+                    loaded[key] = clock - (now - seen_at).total_seconds()
+        loaded.update(self._recent)  # what this process saw itself stays, after them
+        self._recent = loaded
+        return len(loaded)
 
     @staticmethod
     def refusal_reason(refused: CertificateRefused) -> str:
@@ -374,14 +399,14 @@ class GatewayRuntime:
             raise CryptoError("the logged body does not decrypt (another key or record)") from error
 
     def _append(self, batch: list[_Pending]) -> None:
-        """One transaction for the whole batch. Optimistic: any error (a replayed id, say)
-        aborts it, and ``_commit`` retries each record alone. No ORM session: nothing here
-        needs one. On SQLite (on the loop) the transaction, the replay guard's rows and the
-        records go to the driver's connection directly (``audit.write_many`` takes it):
-        SQLAlchemy's connection and context managers around them were half of a one-record
-        commit's CPU (175 us in the gateway, against about 40 us for the statements in a
-        micro-benchmark of SQLite alone). Other databases: SQLAlchemy's transaction, on a
-        connection from the pool (in the writer thread)."""
+        """One transaction for the whole batch. Optimistic: any error aborts it, and
+        ``_commit`` retries each record alone. No ORM session: nothing here needs one. On
+        SQLite (on the loop) the transaction, the replay guard's rows and the records go to
+        the driver's connection directly (``audit.write_many`` takes it): SQLAlchemy's
+        connection and context managers around them were half of a one-record commit's CPU
+        (175 us in the gateway, against about 40 us for the statements in a micro-benchmark
+        of SQLite alone). Other databases: SQLAlchemy's transaction, on a connection from
+        the pool (in the writer thread)."""
         entries = [item.entry for item in batch]
         every = self.settings.audit_checkpoint_every
         if not self._inline:
@@ -555,8 +580,8 @@ class GatewayRuntime:
         seen: tuple[str, str] | None = None,
     ) -> None:
         """Append one record to the message log; return once it is committed. ``seen``
-        (client, message id) is inserted first in the same transaction (the replay guard):
-        when the pair was seen before, the record is refused and ``IntegrityError`` raised."""
+        (client, message id) is inserted first in the same transaction (the replay guard's
+        row; ``first_sight`` decides a replay)."""
         await self.log_soon(LogRecord(event, data, actor, subject, seen))
 
     def log_soon(self, record: LogRecord) -> asyncio.Future[None]:
@@ -565,8 +590,8 @@ class GatewayRuntime:
         return self._queue([record])
 
     async def log_all(self, records: list[LogRecord]) -> None:
-        """Append ``records`` in this order, in one commit, all or none: when one is refused
-        (a replay, see ``log``), none after it is written, and its error is raised."""
+        """Append ``records`` in this order, in one commit, all or none: when one fails,
+        none after it is written, and its error is raised."""
         await self._queue(records)
 
     def _queue(self, records: list[LogRecord]) -> asyncio.Future[None]:
@@ -633,11 +658,10 @@ def _seen_rows(batch: list[_Pending]) -> list[tuple[str, str]]:
 
 
 def _remember(connection: sa.Connection, batch: list[_Pending]) -> None:
-    """The replay guard: one multi-row INSERT of the batch's (client, id) pairs, refused by
-    the unique key (``IntegrityError``) when one was seen before. Core on the connection,
-    not the ORM: one ORM insert per record cost 0.5 ms CPU at a batch of one (measured with
-    a micro-benchmark of ``_append``, guard and log write together: 1.48 -> 0.50 ms CPU per
-    record at a batch of one, 0.38 -> 0.13 ms at a batch of 8)."""
+    """The replay guard's rows: one multi-row INSERT of the batch's (client, id) pairs. Core
+    on the connection, not the ORM: one ORM insert per record cost 0.5 ms CPU at a batch of
+    one (measured with a micro-benchmark of ``_append``, guard and log write together: 1.48
+    -> 0.50 ms CPU per record at a batch of one, 0.38 -> 0.13 ms at a batch of 8)."""
     now = utcnow()
     rows = [{"client": c, "message_id": m, "seen_at": now} for c, m in _seen_rows(batch)]
     if rows:
@@ -645,16 +669,11 @@ def _remember(connection: sa.Connection, batch: list[_Pending]) -> None:
 
 
 def _remember_sqlite(raw: Any, batch: list[_Pending]) -> None:
-    """``_remember`` on SQLite's own connection (the message log's statements go there too);
-    the driver's ``IntegrityError`` is raised as SQLAlchemy's, as on other databases."""
+    """``_remember`` on SQLite's own connection (the message log's statements go there too)."""
     pairs = _seen_rows(batch)
-    if not pairs:
-        return
-    stamp = sqlite_datetime_text(utcnow())
-    try:
+    if pairs:
+        stamp = sqlite_datetime_text(utcnow())
         raw.executemany(_RAW_INSERT_SEEN, [(client, message, stamp) for client, message in pairs])
-    except sqlite3.IntegrityError as error:
-        raise IntegrityError(_RAW_INSERT_SEEN, pairs, error) from error
 
 
 _RAW_INSERT_SEEN = (

@@ -35,6 +35,7 @@ field with a line break (or not Latin-1) raises ``ValueError`` and nothing is se
 from __future__ import annotations
 
 import asyncio
+import functools
 import http
 import ssl
 import time
@@ -92,7 +93,16 @@ class Headers:
 class Request:
     """One received request: the target as sent (percent-encoded), its head and its body."""
 
-    __slots__ = ("method", "raw_path", "raw_query", "headers", "body", "too_large", "transport")
+    __slots__ = (
+        "method",
+        "raw_path",
+        "raw_query",
+        "headers",
+        "body",
+        "too_large",
+        "transport",
+        "_peer",
+    )
 
     def __init__(
         self,
@@ -103,6 +113,7 @@ class Request:
         body: bytes,
         too_large: bool,
         transport: asyncio.BaseTransport | None,
+        peer: bytes | None = None,
     ) -> None:
         self.method = method
         self.raw_path = raw_path
@@ -111,6 +122,7 @@ class Request:
         self.body = body
         self.too_large = too_large
         self.transport = transport
+        self._peer = peer
 
     @property
     def query(self) -> dict[str, str]:
@@ -118,12 +130,9 @@ class Request:
         return {name: value for name, value in reversed(parse_qsl(self.raw_query))}
 
     def peer_certificate(self) -> bytes | None:
-        """The TLS client certificate, DER-encoded (None on a plain connection)."""
-        if self.transport is None:
-            return None
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        return bytes(der) if der else None
+        """The TLS client certificate, DER-encoded (None on a plain connection), as read
+        once when the connection was made (``serve``: contexts refuse renegotiation)."""
+        return self._peer
 
 
 class Response:
@@ -210,6 +219,7 @@ class _ServerConnection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.receiving_since: float | None = None  # a request begun, not yet whole
         self.paused_for: set[str] = set()  # why reading is paused: "queue", "writes"
+        self.peer: bytes | None = None  # the TLS client certificate (DER), if any
         self._reset()
 
     def _reset(self) -> None:
@@ -226,6 +236,11 @@ class _ServerConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
+        # Read once per connection (after the handshake), not per request: ``serve`` sets
+        # OP_NO_RENEGOTIATION, so the certificate cannot change while the connection lasts.
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.peer = bytes(der) if der else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -340,6 +355,7 @@ class _ServerConnection(asyncio.Protocol):
             b"".join(self.body) if not self.too_large else b"",
             self.too_large,
             self.transport,
+            self.peer,
         )
         keep_alive = bool(self.parser.should_keep_alive())
         self.receiving_since = None
@@ -451,7 +467,13 @@ async def serve(
     request_seconds: float = 60.0,
     backlog: int = 1024,
 ) -> Listener:
-    """Listen on ``host:port`` (0: any free port) and answer each request with ``handler``."""
+    """Listen on ``host:port`` (0: any free port) and answer each request with ``handler``.
+
+    With ``ssl_context``, renegotiation is turned off on it (``OP_NO_RENEGOTIATION``): a
+    connection's client certificate is read once, after the handshake, for all its requests.
+    """
+    if ssl_context is not None:
+        ssl_context.options |= ssl.OP_NO_RENEGOTIATION
     server = _Server(
         handler,
         max_head_bytes=max_head_bytes,
@@ -737,6 +759,35 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     port = parts.port or (443 if parts.scheme == "https" else 80)  # ValueError when malformed
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, parts.hostname, port, target
+
+
+def join_url(base: str, path: str, query: str = "") -> tuple[str, str, int, str]:
+    """``split_url(base + path + ("?" + query if query else ""))``, with ``base`` (a
+    service's base URL: the same few again and again) split once and kept; the rest is
+    joined as text when that gives exactly the same answer (``split_url`` otherwise)."""
+    if (
+        (path and path[0] != "/")
+        or "?" in path
+        or not _PLAIN_TAIL.isdisjoint(path)
+        or not _PLAIN_TAIL.isdisjoint(query)
+    ):
+        return split_url(base + path + (f"?{query}" if query else ""))
+    scheme, host, port, prefix = _split_base(base)
+    if prefix is None:  # the base has a query or fragment of its own
+        return split_url(base + path + (f"?{query}" if query else ""))
+    return scheme, host, port, (prefix + path or "/") + (f"?{query}" if query else "")
+
+
+_PLAIN_TAIL = frozenset("#\t\r\n")  # urlsplit cuts or drops these
+
+
+@functools.lru_cache(maxsize=256)
+def _split_base(base: str) -> tuple[str, str, int, str | None]:
+    """(scheme, host, port, path: None when ``base`` has a query or fragment)."""
+    scheme, host, port, target = split_url(base)
+    if "?" in base or "#" in base:
+        return scheme, host, port, None
+    return scheme, host, port, urlsplit(base).path
 
 
 def header(items: Iterable[tuple[str, str]], name: str) -> str | None:

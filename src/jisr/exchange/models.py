@@ -168,10 +168,13 @@ class CachedGlobalConf(IdMixin, Base):
 
 
 class SeenMessage(IdMixin, Base):
-    """A message id a provider gateway accepted from a client: a second one is a replay."""
+    """A message id a provider gateway accepted from a client: a second one is a replay.
+
+    No unique key on (client, message_id): the gateway's memory of the window's ids decides
+    (``GatewayRuntime.first_sight``), loaded from this table when it starts; such a key would
+    put a random B-tree leaf into every call's commit (docs/exchange.md, Seventh pass)."""
 
     __tablename__ = "exchange_seen_messages"
-    __table_args__ = (sa.UniqueConstraint("client", "message_id"),)
 
     client: Mapped[str] = mapped_column(sa.String(300))
     message_id: Mapped[str] = mapped_column(sa.String(255))

@@ -6,7 +6,7 @@ revoked/expired, a federated client's call to a service the agreement does not o
 oversized body, a missing or bad signature (or a signing certificate no longer valid), a
 message that differs from its envelope or is too old, a client not of the sending gateway's
 member, an unknown service, a call without access right (service, method, path) and a
-replayed ``X-Road-Id`` (from the gateway's memory first, then the replay guard's unique key);
+replayed ``X-Road-Id`` (the replay guard: ``GatewayRuntime.first_sight``, across restarts);
 forwards the request to the provider's information system (no redirects followed), signs the
 response with ``X-Road-Request-Hash``, logs and answers. The request's record (with its
 replay-guard row, in one transaction) is committed before a write or a pub/sub room call goes
@@ -20,9 +20,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import uuid
-from collections.abc import Awaitable
-
-from sqlalchemy.exc import IntegrityError
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
@@ -30,7 +27,7 @@ from jisr.exchange import envelope, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import GatewayRuntime, LogRecord
 from jisr.exchange.globalconf import Federation, GlobalConf, PeerGateway
-from jisr.exchange.http1 import AnswerTooLarge, Request, Response, split_url
+from jisr.exchange.http1 import AnswerTooLarge, Request, Response, join_url
 from jisr.exchange.identifiers import SubsystemId
 from jisr.exchange.proxy import (
     JSON_TYPE,
@@ -224,13 +221,13 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         },
         actor=call.client,
         subject=call.service,
-        seen=(str(client), call.id),  # the unique key refuses a replay
+        seen=(str(client), call.id),  # the replay guard's row, committed with the record
     )
     read = not room and request.method in READ_ONLY
     if not read:
         # A call that may change something at the provider (a write, or a pub/sub room's
         # state) goes on only once its record (and replay-guard row) is committed.
-        await _logged(runtime.log_all([received]), call, client)
+        await runtime.log_all([received])
     try:
         if room:
             status, headers, answer = await pubsub.answer_signed(
@@ -250,7 +247,7 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
             )
     except XRoadFault:
         if read:  # the request's record first, then the refusal's
-            await _logged(runtime.log_all([received]), call, client)
+            await runtime.log_all([received])
         raise
     answer_signature = envelope.sign_response(
         runtime.signing_key,
@@ -277,8 +274,8 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
     )
     # A read changes nothing at the provider, and what it reads leaves this gateway only in
     # the answer: its request's record is written with the answer's, in one commit (all or
-    # none: a replay refused by the guard's key writes neither), before the answer leaves.
-    await _logged(runtime.log_all([received, answered] if read else [answered]), call, client)
+    # none), before the answer leaves.
+    await runtime.log_all([received, answered] if read else [answered])
     return Response(
         status,
         body=answer,
@@ -300,13 +297,13 @@ def _replayed(call: Call, client: SubsystemId) -> XRoadFault:
     )
 
 
-async def _logged(logging: Awaitable[None], call: Call, client: SubsystemId) -> None:
-    """Wait for records' commit; a replay refused by the guard's unique key becomes
-    ``DuplicateMessageId``."""
-    try:
-        await logging
-    except IntegrityError as error:
-        raise _replayed(call, client) from error
+_FORWARDED = (  # (header to the provider's system, envelope field)
+    ("X-Road-Client", "client"),
+    ("X-Road-Service", "service"),
+    ("X-Road-Id", "id"),
+    ("X-Road-UserId", "user_id"),
+    ("X-Road-Issue", "issue"),
+)
 
 
 async def _forward(
@@ -318,22 +315,15 @@ async def _forward(
     body: bytes,
 ) -> tuple[int, list[list[str]], bytes]:
     runtime = context.runtime
-    url = base_url + path
-    if signed.get("query"):
-        url += "?" + str(signed.get("query"))
-    headers = [(name, value) for name, value in signed.headers]
-    for name, key in (
-        ("X-Road-Client", "client"),
-        ("X-Road-Service", "service"),
-        ("X-Road-Id", "id"),
-        ("X-Road-UserId", "user_id"),
-        ("X-Road-Issue", "issue"),
-    ):
-        if signed.get(key):
-            headers.append((name, str(signed.get(key))))
+    payload = signed.payload
+    headers = signed.headers  # a new list
+    for name, key in _FORWARDED:
+        value = payload.get(key)
+        if value:
+            headers.append((name, str(value)))
     limit = runtime.settings.exchange_max_body_bytes
     try:
-        scheme, host, port, target = split_url(url)
+        scheme, host, port, target = join_url(base_url, path, str(payload.get("query") or ""))
         status, answer_headers, answer = await context.client.request(
             request.method,
             host,
