@@ -20,14 +20,15 @@ machine at 1,000 calls/s. The direct phase uses the same client and service, so
 * the floor: CPU time (``time.process_time``) of one call's security work alone, in this
   process, on the same gateway keys and databases: two envelope signatures, two
   verifications and two message-log appends (each appended and committed in a transaction of
-  its own, through the same ``write_many`` on SQLite's own connection as the gateways).
+  its own, through the same ``write_many`` on SQLite's own connection as the gateways),
+  measured in every round right after the gateways' CPU time (the VM's speed drifts).
 
 Ends with one JSON line::
 
     {"direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms",
      "gateway_cpu_ms_per_call", "floor_cpu_ms_per_call"}
 
-Each figure but the floor is the median of ``--rounds`` (5) rounds of all four phases, each
+Each figure is the median of ``--rounds`` (5) rounds of all phases and the floor, each
 round's figures printed to stderr: on a shared 2-core machine one phase alone varies by a
 fifth from run to run (about 80 s in all).
 
@@ -42,7 +43,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -227,10 +227,15 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def measure_round(
-    direct_url: str, gateway_url: str, gateways: list[Any], args: argparse.Namespace
+    direct_url: str,
+    gateway_url: str,
+    gateways: list[Any],
+    floor: Floor,
+    args: argparse.Namespace,
 ) -> dict[str, float]:
-    """One round: throughput directly then through the gateways (with their CPU time), then
-    latency at one connection directly then through the gateways."""
+    """One round: throughput directly then through the gateways (with their CPU time),
+    latency at one connection directly then through the gateways, then the floor (right
+    after the gateways' CPU time, so both see the machine at the same speed)."""
     run = uvloop.run
     direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
     cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
@@ -244,110 +249,123 @@ def measure_round(
         "added_p50_ms": round(percentile(gateway_ms, 0.5) - percentile(direct_ms, 0.5), 3),
         "added_p99_ms": round(percentile(gateway_ms, 0.99) - percentile(direct_ms, 0.99), 3),
         "gateway_cpu_ms_per_call": round((cpu_after - cpu_before) * 1000 / calls, 3),
+        "floor_cpu_ms_per_call": round(floor.measure(max(1, args.floor_calls // args.rounds)), 3),
     }
 
 
 # --- the floor ----------------------------------------------------------------------------------
 
 
-def floor_cpu_ms(directory: Path, provider: str, consumer: str, iterations: int) -> float:
-    """CPU ms of one call's security work: 2 signatures, 2 verifications, 2 log appends."""
-    from jisr.core.audit import service as audit
-    from jisr.core.instance import Instance
-    from jisr.exchange import envelope
-    from jisr.exchange.gateway import GatewayRuntime
+class Floor:
+    """The CPU ms of one call's security work (2 signatures, 2 verifications, 2 log appends),
+    on the gateways' keys and databases, measured in this process (``measure``) once per
+    round: the machine's speed drifts by a fifth within minutes on this shared VM, and a
+    floor measured once, after all rounds, made the CPU/floor ratio move with that drift
+    (1.48-2.66 in five runs of the same code)."""
 
-    for node in (consumer, provider):
-        # Start from an empty write-ahead log: the gateways just left theirs long, and the
-        # first commits here would copy it back (tens of ms, in one round only).
-        database = directory / "nodes" / node / "jisr.db"
-        if database.exists():
-            with sqlite3.connect(database) as connection:
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    instance = Instance.open(directory)
-    try:
-        client_side = GatewayRuntime(instance, consumer)
-        server_side = GatewayRuntime(instance, provider)
-        conf = client_side.usable_conf()
+    def __init__(self, directory: Path, provider: str, consumer: str) -> None:
+        from jisr.core.instance import Instance
+        from jisr.exchange.gateway import GatewayRuntime
+
+        self.instance = Instance.open(directory)
+        self.provider, self.consumer = provider, consumer
+        self.client_side = GatewayRuntime(self.instance, consumer)
+        self.server_side = GatewayRuntime(self.instance, provider)
+        conf = self.client_side.usable_conf()
         assert conf is not None, "no global configuration cached"
-        client_jwk = conf.gateways[consumer].signing_jwk
-        server_jwk = conf.gateways[provider].signing_jwk
-        body = json.dumps({"national_id": "MA:AB123456", "born": "1990-01-01"}).encode()
-        held = {r.name: r.node.engine.connect() for r in (client_side, server_side)}
-        connections = {name: c.connection.driver_connection for name, c in held.items()}
+        self.client_jwk = conf.gateways[consumer].signing_jwk
+        self.server_jwk = conf.gateways[provider].signing_jwk
+        self.body = json.dumps({"national_id": "MA:AB123456", "born": "1990-01-01"}).encode()
+        self.held = {r.name: r.node.engine.connect() for r in (self.client_side, self.server_side)}
+        self.connections = {
+            name: held.connection.driver_connection for name, held in self.held.items()
+        }
+        for raw in self.connections.values():
+            # As on the gateways' log connection: the commits never checkpoint (the gateways'
+            # checkpointer threads do, and their CPU counts for the gateways, not here).
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+        self.calls = 0
 
-        def one(index: int) -> None:
-            request = envelope.sign_request(
-                client_side.signing_key,
-                sender=consumer,
-                instance="MA",
-                id=f"floor-{index}",
-                client=CLIENT,
-                service=SERVICE_PATH[4:],
-                method="GET",
-                path=CALL_PATH,
-                query="",
-                user_id=None,
-                issue=None,
-                headers=[["accept", "*/*"]],
-                body=b"",
-            )
-            envelope.verify(
-                request, jwk=client_jwk, typ=envelope.REQUEST_TYP, body=b"", max_skew_seconds=60
-            )
-            response = envelope.sign_response(
-                server_side.signing_key,
-                sender=provider,
-                id=f"floor-{index}",
-                request_hash=envelope.request_hash(request, b""),
-                status=200,
-                error=None,
-                headers=[["content-type", "application/json"]],
-                body=body,
-            )
-            envelope.verify(
-                response, jwk=server_jwk, typ=envelope.RESPONSE_TYP, body=body, max_skew_seconds=60
-            )
-            for runtime, event, signature in (
-                (client_side, "request.out", request),
-                (server_side, "response.out", response),
-            ):
-                entry = audit.AuditEntry(
-                    event=event,
-                    data={"id": f"floor-{index}", "signature": signature},
-                    actor=CLIENT,
-                    subject=SERVICE_PATH[4:],
-                )
-                # Appended and committed as the gateways do it on SQLite
-                # (``GatewayRuntime._append``): ``write_many`` on the driver's connection,
-                # between BEGIN IMMEDIATE and COMMIT, each record in a commit of its own.
-                raw = connections[runtime.name]
-                raw.execute("BEGIN IMMEDIATE")
-                audit.write_many(
-                    raw,
-                    "message-log",
-                    [entry],
-                    signer=runtime.checkpoint_signer,
-                    checkpoint_every=runtime.settings.audit_checkpoint_every,
-                )
-                raw.execute("COMMIT")
+    def one(self) -> None:
+        from jisr.core.audit import service as audit
+        from jisr.exchange import envelope
 
-        for index in range(20):
-            one(index)
-        # Five rounds, the median kept: one round is short enough (about 0.1 s) for another
-        # process's burst on this shared machine to skew it.
-        rounds = []
-        per_round = max(1, iterations // 5)
-        for round_index in range(5):
-            started = time.process_time()
-            for index in range(per_round):
-                one(1000 * (round_index + 1) + index)
-            rounds.append((time.process_time() - started) * 1000 / per_round)
-        for connection in held.values():
+        self.calls += 1
+        call_id = f"floor-{self.calls}"
+        request = envelope.sign_request(
+            self.client_side.signing_key,
+            sender=self.consumer,
+            instance="MA",
+            id=call_id,
+            client=CLIENT,
+            service=SERVICE_PATH[4:],
+            method="GET",
+            path=CALL_PATH,
+            query="",
+            user_id=None,
+            issue=None,
+            headers=[["accept", "*/*"]],
+            body=b"",
+        )
+        envelope.verify(
+            request, jwk=self.client_jwk, typ=envelope.REQUEST_TYP, body=b"", max_skew_seconds=60
+        )
+        response = envelope.sign_response(
+            self.server_side.signing_key,
+            sender=self.provider,
+            id=call_id,
+            request_hash=envelope.request_hash(request, b""),
+            status=200,
+            error=None,
+            headers=[["content-type", "application/json"]],
+            body=self.body,
+        )
+        envelope.verify(
+            response,
+            jwk=self.server_jwk,
+            typ=envelope.RESPONSE_TYP,
+            body=self.body,
+            max_skew_seconds=60,
+        )
+        for runtime, event, signature in (
+            (self.client_side, "request.out", request),
+            (self.server_side, "response.out", response),
+        ):
+            entry = audit.AuditEntry(
+                event=event,
+                data={"id": call_id, "signature": signature},
+                actor=CLIENT,
+                subject=SERVICE_PATH[4:],
+            )
+            # Appended and committed as the gateways do it on SQLite
+            # (``GatewayRuntime._append``): ``write_many`` on the driver's connection,
+            # between BEGIN IMMEDIATE and COMMIT, each record in a commit of its own.
+            raw = self.connections[runtime.name]
+            raw.execute("BEGIN IMMEDIATE")
+            audit.write_many(
+                raw,
+                "message-log",
+                [entry],
+                signer=runtime.checkpoint_signer,
+                checkpoint_every=runtime.settings.audit_checkpoint_every,
+            )
+            raw.execute("COMMIT")
+
+    def measure(self, calls: int) -> float:
+        """CPU ms per call over ``calls`` calls, after 20 not counted (caches warmed)."""
+        for _ in range(20):
+            self.one()
+        started = time.process_time()
+        for _ in range(calls):
+            self.one()
+        return (time.process_time() - started) * 1000 / calls
+
+    def close(self) -> None:
+        for connection in self.held.values():
             connection.close()
-        return sorted(rounds)[2]
-    finally:
-        instance.close()
+        for runtime in (self.client_side, self.server_side):
+            runtime.close()
+        self.instance.close()
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -361,7 +379,9 @@ def main() -> None:
     )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--latency-calls", type=int, default=500)
-    parser.add_argument("--floor-calls", type=int, default=2000)
+    parser.add_argument(
+        "--floor-calls", type=int, default=5000, help="calls of security work alone, in all rounds"
+    )
     parser.add_argument("--serve-service", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_service:
@@ -405,25 +425,29 @@ def main() -> None:
             gateway_url = f"http://127.0.0.1:{client_port}{SERVICE_PATH}{CALL_PATH}"
             wait_http(gateway_url)
             direct_url = f"{service_url}{CALL_PATH}"
-            rounds = [
-                measure_round(direct_url, gateway_url, gateways, args) for _ in range(args.rounds)
-            ]
-        floor = floor_cpu_ms(directory, provider, consumer, args.floor_calls)
+            floor = Floor(directory, provider, consumer)
+            try:
+                rounds = [
+                    measure_round(direct_url, gateway_url, gateways, floor, args)
+                    for _ in range(args.rounds)
+                ]
+            finally:
+                floor.close()
     finally:
         shutil.rmtree(directory.parent, ignore_errors=True)
     result = {
         name: round(statistics.median(r[name] for r in rounds), 3 if "_ms" in name else 1)
         for name in ("direct_rps", "gateway_rps", "added_p50_ms", "added_p99_ms")
     }
-    result["gateway_cpu_ms_per_call"] = round(
-        statistics.median(r["gateway_cpu_ms_per_call"] for r in rounds), 3
-    )
-    result["floor_cpu_ms_per_call"] = round(floor, 3)
+    for name in ("gateway_cpu_ms_per_call", "floor_cpu_ms_per_call"):
+        result[name] = round(statistics.median(r[name] for r in rounds), 3)
+    ratios = [r["gateway_cpu_ms_per_call"] / r["floor_cpu_ms_per_call"] for r in rounds]
     for index, figures in enumerate(rounds, 1):
         print(f"round {index}: " + json.dumps(figures), file=sys.stderr)
     print(
         f"medians of {len(rounds)} rounds; CPU/floor "
-        f"{result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f}; "
+        f"{result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f} "
+        f"(per round {min(ratios):.2f}-{max(ratios):.2f}); "
         f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
         file=sys.stderr,
     )
