@@ -33,6 +33,10 @@ round's figures printed to stderr: on a shared 2-core machine one phase alone va
 fifth from run to run (about 80 s in all).
 
     .venv/bin/python benchmarks/exchange_overhead.py [--rounds 5] [--seconds 6] [--connections 8]
+
+Each round also reports the share of the CPUs the hypervisor gave to other machines during its
+gateway phase (``steal_percent``, from ``/proc/stat``); a slower host shows more often as a
+lower ``direct_rps`` than as stolen time.
 """
 
 from __future__ import annotations
@@ -164,6 +168,13 @@ def wait_http(url: str, *, ok: tuple[int, ...] = (200,), timeout: float = 60.0) 
     raise RuntimeError(f"{url} did not answer in time")
 
 
+def stolen_share() -> tuple[int, int]:
+    """(steal, all) ticks of the machine (``/proc/stat``): the time the hypervisor gave this
+    VM's CPUs to others; reported per round, since it moves every figure here."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15)
@@ -239,8 +250,10 @@ def measure_round(
     run = uvloop.run
     direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
     cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
+    steal_before, ticks_before = stolen_share()
     gateway_rps, calls = run(throughput(gateway_url, args.connections, args.seconds))
     cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
+    steal_after, ticks_after = stolen_share()
     direct_ms = run(latencies(direct_url, args.latency_calls))
     gateway_ms = run(latencies(gateway_url, args.latency_calls))
     return {
@@ -250,6 +263,9 @@ def measure_round(
         "added_p99_ms": round(percentile(gateway_ms, 0.99) - percentile(direct_ms, 0.99), 3),
         "gateway_cpu_ms_per_call": round((cpu_after - cpu_before) * 1000 / calls, 3),
         "floor_cpu_ms_per_call": round(floor.measure(max(1, args.floor_calls // args.rounds)), 3),
+        "steal_percent": round(
+            100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1
+        ),
     }
 
 
@@ -447,7 +463,9 @@ def main() -> None:
     print(
         f"medians of {len(rounds)} rounds; CPU/floor "
         f"{result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f} "
-        f"(per round {min(ratios):.2f}-{max(ratios):.2f}); "
+        f"(per round {min(ratios):.2f}-{max(ratios):.2f}); CPU stolen by the host during "
+        f"the gateway phases {min(r['steal_percent'] for r in rounds)}-"
+        f"{max(r['steal_percent'] for r in rounds)} %; "
         f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
         file=sys.stderr,
     )
