@@ -765,17 +765,17 @@ def join_url(base: str, path: str, query: str = "") -> tuple[str, str, int, str]
     """``split_url(base + path + ("?" + query if query else ""))``, with ``base`` (a
     service's base URL: the same few again and again) split once and kept; the rest is
     joined as text when that gives exactly the same answer (``split_url`` otherwise)."""
+    suffix = f"?{query}" if query else ""
+    scheme, host, port, prefix = _split_base(base)
     if (
-        (path and path[0] != "/")
+        prefix is None  # the base has a query or fragment of its own
+        or (path and path[0] != "/")
         or "?" in path
         or not _PLAIN_TAIL.isdisjoint(path)
         or not _PLAIN_TAIL.isdisjoint(query)
     ):
-        return split_url(base + path + (f"?{query}" if query else ""))
-    scheme, host, port, prefix = _split_base(base)
-    if prefix is None:  # the base has a query or fragment of its own
-        return split_url(base + path + (f"?{query}" if query else ""))
-    return scheme, host, port, (prefix + path or "/") + (f"?{query}" if query else "")
+        return split_url(base + path + suffix)
+    return scheme, host, port, (prefix + path or "/") + suffix
 
 
 _PLAIN_TAIL = frozenset("#\t\r\n")  # urlsplit cuts or drops these
@@ -784,10 +784,10 @@ _PLAIN_TAIL = frozenset("#\t\r\n")  # urlsplit cuts or drops these
 @functools.lru_cache(maxsize=256)
 def _split_base(base: str) -> tuple[str, str, int, str | None]:
     """(scheme, host, port, path: None when ``base`` has a query or fragment)."""
-    scheme, host, port, target = split_url(base)
+    scheme, host, port, _ = split_url(base)
     if "?" in base or "#" in base:
         return scheme, host, port, None
-    return scheme, host, port, urlsplit(base).path
+    return scheme, host, port, urlsplit(base).path  # the target without its "/" default
 
 
 def header(items: Iterable[tuple[str, str]], name: str) -> str | None:
