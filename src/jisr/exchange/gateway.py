@@ -159,9 +159,10 @@ class GatewayRuntime:
         self._held: sa.Connection | None = None  # the message log's connection
         self._checkpointer: threading.Thread | None = None  # SQLite: see ``_raw_log_connection``
         self._closing = threading.Event()
-        self._batches: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, list[_Pending]]] = (
-            queue.SimpleQueue()
-        )
+        # Batches for the writer thread; None asks it to end (``close``).
+        self._batches: queue.SimpleQueue[
+            tuple[asyncio.AbstractEventLoop, list[_Pending]] | None
+        ] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._conf: globalconf.GlobalConf | None = None
@@ -487,12 +488,20 @@ class GatewayRuntime:
         return int(busy), int(pages), int(copied)
 
     def close(self) -> None:
-        """Give the log's connection back and stop the checkpointer (``jisr.exchange.server``
-        calls this at the end)."""
+        """Give the log's connection back, and stop the checkpointer and the writer thread
+        once it has written what it was given (``jisr.exchange.server`` calls this at the
+        end): a connection the writer held while the node's engine was disposed went back
+        to the disposed pool and was never closed."""
         self._closing.set()
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.join(timeout=10)
+        with self._writer_lock:
+            writer = self._writer
+            if writer is not None:
+                self._batches.put(None)
+        if writer is not None:
+            writer.join(timeout=10)
         held, self._held = self._held, None
         if held is not None:
             held.close()
@@ -530,13 +539,18 @@ class GatewayRuntime:
         # time of both gateways in py-spy (5-6 %). It ends after a while without work.
         while True:
             try:
-                loop, batch = self._batches.get(timeout=WRITER_IDLE_SECONDS)
+                item = self._batches.get(timeout=WRITER_IDLE_SECONDS)
             except queue.Empty:
                 with self._writer_lock:
                     if self._batches.empty():
                         self._writer = None
                         return
                 continue
+            if item is None:  # ``close``: what came before is written
+                with self._writer_lock:
+                    self._writer = None
+                return
+            loop, batch = item
             self._commit(batch)
             try:
                 loop.call_soon_threadsafe(self._committed, loop, batch)
