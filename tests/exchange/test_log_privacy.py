@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from jisr.core.errors import CryptoError
+from jisr.exchange import gateway as gateway_module
 from jisr.exchange.gateway import GatewayRuntime
 from jisr.exchange.models import SeenMessage
 
@@ -119,6 +121,36 @@ class TestReplayTablePruning:
         assert runtime.prune_seen() >= 1
         seen = self._seen(world)
         assert "old-1" not in seen and "young-1" in seen
+
+    def test_pruning_goes_a_chunk_at_a_time(
+        self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The writer deletes at most a chunk of the oldest rows per transaction (one
+        DELETE of a minute's rows held the loop for tens of milliseconds), the next chunk
+        soon after a full one, then not before the period."""
+        skew = world.instance.settings.exchange_max_clock_skew_seconds
+        for index in range(7):  # old-0 is the oldest
+            self._insert(world, f"old-{index}", dt.timedelta(seconds=2 * skew + 70 - index))
+        self._insert(world, "young-2", dt.timedelta(seconds=2 * skew - 60))
+        runtime = GatewayRuntime(world.instance, "gateway-civil-registry")
+        try:
+            assert runtime.prune_seen(limit=2) == 2
+            assert {"old-0", "old-1"}.isdisjoint(self._seen(world))
+            monkeypatch.setattr(gateway_module, "PRUNE_CHUNK_ROWS", 3)
+            runtime._next_prune = 0.0
+            runtime._prune_now_and_then()
+            assert {"old-2", "old-3", "old-4"}.isdisjoint(self._seen(world))
+            assert {"old-5", "old-6"} <= self._seen(world)
+            assert runtime._next_prune <= time.monotonic() + gateway_module.PRUNE_AGAIN_SECONDS
+            runtime._next_prune = 0.0
+            before = time.monotonic()
+            runtime._prune_now_and_then()  # the last two: not a full chunk
+            seen = self._seen(world)
+            assert not any(name.startswith("old-") for name in seen) and "young-2" in seen
+            assert runtime._next_prune >= before + gateway_module.PRUNE_EVERY_SECONDS
+            runtime._prune_now_and_then()  # not due: nothing happens
+        finally:
+            runtime.close()
 
     def test_a_gateway_starts_with_the_windows_ids(self, world: ExchangeWorld) -> None:
         """What ``first_sight`` refuses after a restart: the table's ids within the window
