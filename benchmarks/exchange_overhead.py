@@ -35,8 +35,9 @@ fifth from run to run (about 80 s in all).
     .venv/bin/python benchmarks/exchange_overhead.py [--rounds 5] [--seconds 6] [--connections 8]
 
 Each round also reports the share of the CPUs the hypervisor gave to other machines during its
-gateway phase (``steal_percent``, from ``/proc/stat``); a slower host shows more often as a
-lower ``direct_rps`` than as stolen time.
+gateway phase (``steal_percent``, from ``/proc/stat``; a slower host shows more often as a
+lower ``direct_rps`` than as stolen time), and the share they had nothing to run
+(``idle_percent``: about 30 %, as the calls travel together from one gateway to the other).
 """
 
 from __future__ import annotations
@@ -168,11 +169,14 @@ def wait_http(url: str, *, ok: tuple[int, ...] = (200,), timeout: float = 60.0) 
     raise RuntimeError(f"{url} did not answer in time")
 
 
-def stolen_share() -> tuple[int, int]:
-    """(steal, all) ticks of the machine (``/proc/stat``): the time the hypervisor gave this
-    VM's CPUs to others; reported per round, since it moves every figure here."""
+def machine_ticks() -> tuple[int, int, int]:
+    """(steal, idle, all) ticks of the machine (``/proc/stat``): the time the hypervisor gave
+    this VM's CPUs to others, and the time they had nothing to run (idle and I/O wait);
+    reported per round: the first moves every figure here, the second shows how much of the
+    two cores the calls leave unused (they travel together between the two gateways)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, fields[3] + fields[4], sum(fields)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -250,10 +254,10 @@ def measure_round(
     run = uvloop.run
     direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
     cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
-    steal_before, ticks_before = stolen_share()
+    steal_before, idle_before, ticks_before = machine_ticks()
     gateway_rps, calls = run(throughput(gateway_url, args.connections, args.seconds))
     cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
-    steal_after, ticks_after = stolen_share()
+    steal_after, idle_after, ticks_after = machine_ticks()
     direct_ms = run(latencies(direct_url, args.latency_calls))
     gateway_ms = run(latencies(gateway_url, args.latency_calls))
     return {
@@ -265,6 +269,9 @@ def measure_round(
         "floor_cpu_ms_per_call": round(floor.measure(max(1, args.floor_calls // args.rounds)), 3),
         "steal_percent": round(
             100 * (steal_after - steal_before) / max(1, ticks_after - ticks_before), 1
+        ),
+        "idle_percent": round(
+            100 * (idle_after - idle_before) / max(1, ticks_after - ticks_before), 1
         ),
     }
 
@@ -465,7 +472,8 @@ def main() -> None:
         f"{result['gateway_cpu_ms_per_call'] / result['floor_cpu_ms_per_call']:.2f} "
         f"(per round {min(ratios):.2f}-{max(ratios):.2f}); CPU stolen by the host during "
         f"the gateway phases {min(r['steal_percent'] for r in rounds)}-"
-        f"{max(r['steal_percent'] for r in rounds)} %; "
+        f"{max(r['steal_percent'] for r in rounds)} %, idle "
+        f"{min(r['idle_percent'] for r in rounds)}-{max(r['idle_percent'] for r in rounds)} %; "
         f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
         file=sys.stderr,
     )
