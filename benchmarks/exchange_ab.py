@@ -33,19 +33,20 @@ from pathlib import Path
 import uvloop
 from exchange_overhead import (
     CALL_PATH,
+    QUIET,
     SERVICE_PATH,
     _call,
     _client_for,
     cpu_seconds,
     free_port,
-    jisr,
     make_instance,
     processes,
+    start_gateway,
+    start_registry,
     throughput,
     wait_http,
 )
 
-QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 SIDES = ("A", "B")
 
 
@@ -68,23 +69,11 @@ def start_world(
     registry_port, client_port, provider_port = free_port(), free_port(), free_port()
     registry_url = f"http://127.0.0.1:{registry_port}"
     provider, consumer = make_instance(directory, service_url, registry_url)
-    running.append(
-        subprocess.Popen(
-            jisr("serve", "--dir", str(directory), "--roles", "registry")
-            + ["--port", str(registry_port)],
-            env=environment(""),
-            **QUIET,
-        )
-    )
+    running.append(start_registry(directory, registry_port, environment("")))
     wait_http(f"{registry_url}/exchange/globalconf")
     gateways = []
     for node, port in ((provider, provider_port), (consumer, client_port)):
-        process = subprocess.Popen(
-            jisr("exchange", "gateway", "serve", "--dir", str(directory))
-            + ["--node", node, "--port", str(port)],
-            env=environment(words),
-            **QUIET,
-        )
+        process = start_gateway(directory, node, port, environment(words))
         running.append(process)
         gateways.append(process)
     url = f"http://127.0.0.1:{client_port}{SERVICE_PATH}{CALL_PATH}"

@@ -154,6 +154,29 @@ def jisr(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "jisr"), *args]
 
 
+QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
+def start_registry(directory: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        jisr("serve", "--dir", str(directory), "--roles", "registry") + ["--port", str(port)],
+        env=env,
+        **QUIET,
+    )
+
+
+def start_gateway(
+    directory: Path, node: str, port: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``jisr exchange gateway serve`` for ``node``, its client proxy on ``port``."""
+    return subprocess.Popen(
+        jisr("exchange", "gateway", "serve", "--dir", str(directory))
+        + ["--node", node, "--port", str(port)],
+        env=env,
+        **QUIET,
+    )
+
+
 def wait_http(url: str, *, ok: tuple[int, ...] = (200,), timeout: float = 60.0) -> None:
     import httpx
 
@@ -419,30 +442,17 @@ def main() -> None:
     try:
         provider, consumer = make_instance(directory, service_url, registry_url)
         with processes() as running:
-            quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             running.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, "--serve-service", str(service_port)], **quiet
+                    [sys.executable, __file__, "--serve-service", str(service_port)], **QUIET
                 )
             )
-            running.append(
-                subprocess.Popen(
-                    jisr("serve", "--dir", str(directory), "--roles", "registry")
-                    + ["--port", str(registry_port)],
-                    env=env,
-                    **quiet,
-                )
-            )
+            running.append(start_registry(directory, registry_port, env))
             wait_http(f"{service_url}{CALL_PATH}")
             wait_http(f"{registry_url}/exchange/globalconf")
             gateways = []
             for node, port in ((provider, peer_client_port), (consumer, client_port)):
-                process = subprocess.Popen(
-                    jisr("exchange", "gateway", "serve", "--dir", str(directory))
-                    + ["--node", node, "--port", str(port)],
-                    env=env,
-                    **quiet,
-                )
+                process = start_gateway(directory, node, port, env)
                 running.append(process)
                 gateways.append(process)
             gateway_url = f"http://127.0.0.1:{client_port}{SERVICE_PATH}{CALL_PATH}"
