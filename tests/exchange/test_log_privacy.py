@@ -148,7 +148,9 @@ class TestReplayTablePruning:
             seen = self._seen(world)
             assert not any(name.startswith("old-") for name in seen) and "young-2" in seen
             assert runtime._next_prune >= before + gateway_module.PRUNE_EVERY_SECONDS
-            runtime._prune_now_and_then()  # not due: nothing happens
+            self._insert(world, "old-7", dt.timedelta(seconds=2 * skew + 60))
+            runtime._prune_now_and_then()  # not due: nothing is deleted
+            assert "old-7" in self._seen(world)
         finally:
             runtime.close()
 
