@@ -25,7 +25,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,16 +32,17 @@ from pathlib import Path
 import uvloop
 from exchange_overhead import (
     CALL_PATH,
-    QUIET,
     SERVICE_PATH,
     _call,
     _client_for,
     cpu_seconds,
     free_port,
     make_instance,
+    percentile,
     processes,
     start_gateway,
     start_registry,
+    start_service,
     throughput,
     wait_http,
 )
@@ -101,11 +101,6 @@ async def latencies(urls: dict[str, str], calls: int) -> dict[str, list[float]]:
     return times
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", default="", help="KEY=VALUE words for A's gateways")
@@ -124,13 +119,7 @@ def main() -> None:
     cpu: dict[str, list[float]] = {side: [] for side in SIDES}
     try:
         with processes() as running:
-            running.append(
-                subprocess.Popen(
-                    [sys.executable, str(Path(__file__).with_name("exchange_overhead.py"))]
-                    + ["--serve-service", str(service_port)],
-                    **QUIET,
-                )
-            )
+            running.append(start_service(service_port))
             wait_http(f"{service_url}{CALL_PATH}")
             worlds = {
                 side: start_world(root, side, words, service_url, running)
@@ -148,9 +137,10 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     for side, words in zip(SIDES, (args.a, args.b), strict=True):
+        ordered = sorted(times[side])
         print(
             f"{side} [{words or 'as is'}]: latency p50 {statistics.median(times[side]):.3f} ms, "
-            f"p90 {percentile(times[side], 0.9):.3f}, p99 {percentile(times[side], 0.99):.3f}; "
+            f"p90 {percentile(ordered, 0.9):.3f}, p99 {percentile(ordered, 0.99):.3f}; "
             f"calls/s median {statistics.median(rps[side]):.0f} "
             f"({min(rps[side]):.0f}-{max(rps[side]):.0f}); "
             f"gateway CPU {statistics.median(cpu[side]):.3f} ms/call"

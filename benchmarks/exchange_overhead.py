@@ -157,6 +157,13 @@ def jisr(*args: str) -> list[str]:
 QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
 
+def start_service(port: int) -> subprocess.Popen[bytes]:
+    """The small JSON service (this file with ``--serve-service PORT``)."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-service", str(port)], **QUIET
+    )
+
+
 def start_registry(directory: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         jisr("serve", "--dir", str(directory), "--roles", "registry") + ["--port", str(port)],
@@ -442,11 +449,7 @@ def main() -> None:
     try:
         provider, consumer = make_instance(directory, service_url, registry_url)
         with processes() as running:
-            running.append(
-                subprocess.Popen(
-                    [sys.executable, __file__, "--serve-service", str(service_port)], **QUIET
-                )
-            )
+            running.append(start_service(service_port))
             running.append(start_registry(directory, registry_port, env))
             wait_http(f"{service_url}{CALL_PATH}")
             wait_http(f"{registry_url}/exchange/globalconf")
