@@ -28,6 +28,7 @@ from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.core.net import free_port
 from jisr.demo import servers
 from jisr.exchange import provisioning, server, service
+from jisr.exchange.gateway import wait_written
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 
 PROVIDER = MemberId.parse("MA/GOV/CIVIL-REGISTRY")
@@ -198,9 +199,11 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 def gateway_log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
-    """(event, data) of every record of the message log of ``instance``'s ``gateway``."""
+    """(event, data) of every record of the message log of ``instance``'s ``gateway``,
+    once what it acknowledged is in its chain (its journal is empty)."""
     import sqlalchemy as sa
 
+    assert wait_written(instance.settings, gateway), f"{gateway}'s journal is not written"
     with instance.node(gateway).session() as session:
         rows = session.execute(
             sa.text(

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from jisr.core.audit import service as audit
 from jisr.core.crypto import jws
 from jisr.exchange import envelope
-from jisr.exchange.gateway import MESSAGE_LOG
+from jisr.exchange.gateway import MESSAGE_LOG, wait_written
 
-from .conftest import PORTAL, SERVICE_PATH, ExchangeWorld
+from .conftest import PORTAL, SERVICE_PATH, ExchangeWorld, message_log
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 def _records(world: ExchangeWorld, gateway: str, message_id: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
-    node = world.instance.node(gateway)
-    with node.session() as session:
-        rows = session.execute(
-            sa.text("SELECT event, data FROM audit_records WHERE chain = :chain ORDER BY seq"),
-            {"chain": MESSAGE_LOG},
-        ).all()
-    found = [(event, json.loads(data)) for event, data in rows]
-    return [(event, data) for event, data in found if data.get("id") == message_id]
+    return [
+        (event, data) for event, data in message_log(world, gateway) if data.get("id") == message_id
+    ]
 
 
 class TestHappyPath:
@@ -123,6 +115,7 @@ class TestHappyPath:
             pytest.skip("the write-ahead log is SQLite's")
         for _ in range(3):
             assert world.call().status_code == 200
+        assert wait_written(runtime.settings, runtime.node.name)
         assert runtime._checkpointer is not None and runtime._checkpointer.is_alive()
         held = runtime._held
         assert held is not None

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from jisr.core.errors import CryptoError
 from jisr.exchange import gateway as gateway_module
-from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.gateway import GatewayRuntime, journal_path, wait_written
 from jisr.exchange.models import SeenMessage
 
 from .conftest import ExchangeWorld, invoke, message_log
@@ -50,16 +50,23 @@ class TestEncryptedBodies:
         settings = world.instance.settings
         monkeypatch.setattr(settings, "exchange_log_bodies", True)
         monkeypatch.setattr(settings, "exchange_log_encrypt_bodies", True)
+        monkeypatch.setattr(gateway_module, "WRITE_DELAY_SECONDS", 0.5)  # journalled a while
         secret = f"SECRET-{uuid.uuid4().hex}"
         body = json.dumps({"name": secret}).encode()
         response = world.call("/echo", method="POST", content=body)
         assert response.status_code == 200, response.text
         assert secret in response.json()["body"]  # the provider echoed it back
         message_id = response.headers["x-road-id"]
+        for node in ("gateway-eservices", "gateway-civil-registry"):  # the journal too
+            journalled = journal_path(settings, node).read_bytes()
+            assert message_id.encode() in journalled and b"body_aesgcm" in journalled
+            assert secret.encode() not in journalled
+            assert base64.b64encode(body) not in journalled
         for node, events in (
             ("gateway-eservices", ("request.out", "response.in")),
             ("gateway-civil-registry", ("request.in", "response.out")),
         ):
+            assert wait_written(settings, node)
             stored = _database_bytes(world, node)
             assert secret.encode() not in stored
             assert base64.b64encode(body) not in stored
@@ -100,6 +107,7 @@ class TestEncryptedBodies:
 
 class TestReplayTablePruning:
     def _seen(self, world: ExchangeWorld) -> set[str]:
+        assert wait_written(world.instance.settings, "gateway-civil-registry")
         with world.instance.node("gateway-civil-registry").session() as session:
             return set(session.scalars(sa.select(SeenMessage.message_id)))
 

@@ -34,6 +34,7 @@ from .conftest import (
     AsgiServer,
     ExchangeWorld,
     build_world,
+    gateway_log,
     read_body,
     serve_asgi,
 )
@@ -140,13 +141,7 @@ class PubSubWorld:
             pubsub.grant(session, room=BIRTHS, name=name, subsystem=subsystem, action=action)
 
     def log(self, gateway: str = "gateway-civil-registry") -> list[tuple[str, dict[str, Any]]]:
-        node = self.world.instance.node(gateway)
-        with node.session() as session:
-            rows = session.execute(
-                sa.text("SELECT event, data FROM audit_records WHERE chain = :c ORDER BY seq"),
-                {"c": MESSAGE_LOG},
-            ).all()
-        return [(event, json.loads(data)) for event, data in rows]
+        return gateway_log(self.world.instance, gateway)
 
 
 def add_push_service(world: ExchangeWorld, receiver_url: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE
 from jisr.exchange import envelope, provisioning, server, service
-from jisr.exchange.gateway import GatewayRuntime
+from jisr.exchange.gateway import GatewayRuntime, wait_written
 from jisr.exchange.identifiers import MemberId, SubsystemId
 
 from .conftest import (
@@ -196,6 +196,7 @@ class TestServerProxy:
             with _peer(world) as peer:
                 first = peer.request(method, SERVICE_PATH + path, content=body, headers=headers)
                 assert first.status_code == 200, first.text
+                assert wait_written(world.instance.settings, "gateway-civil-registry")
                 restarted = GatewayRuntime(world.instance, "gateway-civil-registry")
                 try:
                     assert not restarted.first_sight(str(PORTAL), str(message_id))

@@ -20,6 +20,7 @@ from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.core.net import free_port
 from jisr.demo import agencies, evidence, people, scenario, servers
 from jisr.exchange import service as exchange
+from jisr.exchange.gateway import wait_written
 from jisr.exchange.identifiers import ServiceId, SubsystemId
 from jisr.services import service
 from jisr.services.evidence import (
@@ -73,6 +74,7 @@ def _refresh(provided: evidence.EvidenceWorld, code: str) -> None:
 
 
 def _log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:
+    assert wait_written(instance.settings, gateway)  # what it acknowledged, in its chain
     node = instance.node(gateway)
     with node.session() as session:
         rows = session.execute(

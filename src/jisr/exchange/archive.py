@@ -56,7 +56,7 @@ from jisr.core.instance import REGISTRY_NODE, Instance, Node
 from jisr.exchange import globalconf
 from jisr.exchange import service as registry_service
 from jisr.exchange.errors import ArchiveRefused, GatewayNotFound
-from jisr.exchange.gateway import MESSAGE_LOG
+from jisr.exchange.gateway import JOURNAL_WAIT_SECONDS, MESSAGE_LOG, wait_written
 
 FORMAT = "jisr-message-log-archive/1"
 SEAL_TYP = "jisr-log-archive-seal+json"
@@ -204,6 +204,8 @@ def export_archive(
         raise ArchiveRefused(_("The end of the period must come after its start."))
     since_text = format_timestamp(since) if since else None
     until_text = format_timestamp(until) if until else None
+    for name in names:  # what a serving gateway acknowledged, in its chain first
+        wait_written(instance.settings, name, timeout=JOURNAL_WAIT_SECONDS)
     digests: dict[str, str] = {}
     exported: list[ExportedGateway] = []
     tmp = out.with_name(out.name + ".part")

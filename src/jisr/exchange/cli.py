@@ -28,7 +28,7 @@ from jisr.core.errors import NotFound
 from jisr.core.i18n import _
 from jisr.core.instance import REGISTRY_NODE, Instance
 from jisr.exchange import archive, federation, globalconf, provisioning, pubsub_cli, service
-from jisr.exchange.gateway import MESSAGE_LOG
+from jisr.exchange.gateway import JOURNAL_WAIT_SECONDS, MESSAGE_LOG, wait_written
 from jisr.exchange.identifiers import MemberId, ServiceId, SubsystemId
 from jisr.exchange.pubsub_cli import say
 
@@ -633,6 +633,8 @@ def _gateway_logs(directory: Path) -> list[dict[str, Any]]:
     for node in instance.nodes.values():
         if not node.name.startswith("gateway-"):
             continue
+        # what a serving gateway acknowledged, in its chain first
+        wait_written(instance.settings, node.name, timeout=JOURNAL_WAIT_SECONDS)
         with node.session() as session:
             try:
                 report = audit.verify_chain(

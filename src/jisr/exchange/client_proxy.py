@@ -177,9 +177,7 @@ async def _client_call(context: Context, request: Request, call: Call) -> Respon
         body=body,
     )
     call.signature = signature
-    # Committed while the request travels (the commit runs at the loop's next iteration,
-    # after ``_send`` has written the request); nothing is answered before it is (``finally``).
-    logged = runtime.log_soon(
+    runtime.log_now(  # journalled before it leaves
         LogRecord(
             "request.out",
             {
@@ -192,12 +190,7 @@ async def _client_call(context: Context, request: Request, call: Call) -> Respon
             subject=call.service,
         )
     )
-    try:
-        status, headers, answer = await _send(
-            context, request, provider, signature, body, peer_label
-        )
-    finally:
-        await logged
+    status, headers, answer = await _send(context, request, provider, signature, body, peer_label)
     expected_hash = envelope.request_hash(signature, body)
     answer_signature = header(headers, envelope.SIGNATURE_HEADER)
     if not answer_signature:

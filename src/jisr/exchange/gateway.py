@@ -15,28 +15,34 @@ and ``server_proxy``):
   configuration (or a federation's shared parameters) lists for a gateway and is not on the
   matching CRL. The outgoing context presents the gateway's own certificate and checks the peer's
   chain and host name; the certificate is checked against the configuration as well.
-* the **message log**: the node's audit chain ``message-log``; ``log`` returns only once its
-  record is committed, so an acknowledged message is logged. Records are group-committed: one
-  writer appends every record waiting at that moment in one transaction (``write_many``) and
-  commits, then wakes all their callers; what arrives meanwhile waits for the next commit.
-  On SQLite the writer is the event loop itself: the first record of a batch schedules the
-  commit for the next loop iteration, so every record queued by the handlers that run in
-  between joins it (a commit of a local file costs about 0.2 ms CPU, and handing batches to
-  a thread and back cost the gateways about a third of their CPU per call: thread wake-ups
-  and GIL hand-offs, measured with ``benchmarks/exchange_overhead.py``). The loop waits
-  while another writer of the node's database holds its lock (short transactions: the
-  configuration cache, pub/sub). On other databases a thread of its own writes, fed by a
-  queue, so the loop never waits on network round trips to the database. A record's
-  replay-guard row (client, message id) is inserted in that transaction first; should
-  anything fail, the batch is rolled back and each record retried in a transaction of its
-  own, so the failure refuses that record only; records queued together (``log_all``) stay
-  together. Under concurrent calls a commit waits up to three loop
-  iterations while records keep arriving. On SQLite the log's commits never checkpoint
-  the write-ahead log; a thread of the gateway does (``checkpoint``), off the loop.
+* the **message log**: the node's audit chain ``message-log``, fed through a **journal**.
+  ``log_now`` (``log``) prepares the records (canonical data, checks) and appends them to
+  the node's journal file (``message-log.journal``, one JSON line each, all of a call's in
+  one ``write``) before it returns, so a message is answered only once its records are
+  logged: written to a file of the node with the durability of the database's own commits
+  (SQLite's write-ahead log with ``synchronous=NORMAL`` does not sync each commit either).
+  The records reach the chain moments later (``WRITE_DELAY_SECONDS`` after the first of a
+  batch), many calls' in one transaction (``audit.write_prepared``), and the journal is then
+  emptied: on SQLite on the event loop itself (a thread and its GIL hand-offs cost the
+  gateways more), on other databases by a thread of its own fed by a queue, so the loop
+  never waits on the database's round trips. Why: while a call waited for its commit (the
+  group commit of sessions 1-6), the calls travelled as one convoy between the two gateways
+  and the machine stood a third idle (docs/exchange.md, Ninth pass). A failed write to the
+  chain is logged and tried again (``WRITE_RETRY_SECONDS``); the records stay journalled.
+  At start (``open_journal``, by ``jisr.exchange.server``) what a stopped process journalled
+  and did not write goes to the chain, and the journal is locked: one process serves a node
+  (a second is refused, ``GatewayBusy``). Readers that must see everything acknowledged
+  wait for the journal to empty (``wait_written``: the CLI's ``log verify`` and ``export``).
+  A record's replay-guard row (client, message id) is inserted in the transaction of its
+  record. Records written to the chain directly (pub/sub's, in the transaction of what they
+  record) come after what the call journalled before (``flush``). On SQLite the log's
+  commits never checkpoint the write-ahead log; a thread of the gateway does
+  (``checkpoint``), off the loop.
 * the **replay guard** (``first_sight``): the ids received within the replay window, in
   memory, so a replay is refused before anything is forwarded; each id's row is committed
   with its request's record, and at start the window's rows are read back
-  (``load_recent``), so a replay is refused after a restart too. The table has no unique
+  (``load_recent``, after the journal's records are written), so a replay is refused
+  after a restart too. The table has no unique
   key on the ids: on random ids such a key put one random B-tree leaf into every call's
   commit (a six-call commit at 700,000 ids: 60-77 -> 46-53 us CPU per call without it;
   docs/exchange.md, Seventh pass); one gateway process serves a node, so its memory sees
@@ -55,15 +61,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import fcntl
 import os
 import queue
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import orjson
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -72,13 +81,15 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from jisr.core.audit import AuditRecord, format_timestamp
 from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.db import sqlite_datetime_text
-from jisr.core.errors import CertificateRefused, CryptoError
+from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
 from jisr.core.instance import Instance, Node
 from jisr.core.logging import get_logger
+from jisr.core.settings import Settings
 from jisr.exchange import globalconf
 from jisr.exchange.errors import GlobalConfRefused
 from jisr.exchange.identifiers import MemberId
@@ -94,25 +105,31 @@ WRITER_IDLE_SECONDS = 10.0  # the message-log writer thread ends after this long
 PRUNE_EVERY_SECONDS = 1.0  # how often the writer looks for rows past the window
 PRUNE_CHUNK_ROWS = 500  # at most this many rows in one pruning transaction (about 1 ms)
 PRUNE_AGAIN_SECONDS = 0.05  # after a full chunk, the next one is due this soon
+JOURNAL_FILE = "message-log.journal"  # in the node's directory
+# The journal's records go to the chain this long after the first of them (on SQLite in one
+# transaction on the loop): about 24 calls' records a commit at 1,200 calls/s.
+WRITE_DELAY_SECONDS = 0.02
+WRITE_RETRY_SECONDS = 1.0  # after a failed write to the chain (logged)
+FLUSH_POLL_SECONDS = 0.001  # ``flush`` with the writer thread: how often it looks
+JOURNAL_WAIT_SECONDS = 2.0  # how long the log's readers (CLI) wait for a journal to empty
+RECOVERY_WINDOW = 100_000  # at start, a journal's records are looked for among this many more
 CHECKPOINT_EVERY_SECONDS = 0.5  # SQLite: how often the checkpointer thread looks at the WAL
 _SHA256 = SHA256()
 log = get_logger("jisr.exchange")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
-    """A record waiting for the next group commit, and the caller waiting for it."""
+    """A journalled record waiting for its write to the chain."""
 
-    entry: audit.AuditEntry
+    prepared: audit.Prepared
     seen: tuple[str, str] | None  # (client, message id) for the replay guard
-    done: asyncio.Future[None]
-    error: BaseException | None = field(default=None)
-    requires: _Pending | None = field(default=None)  # written only if this one is
+    line: bytes  # its journal line
 
 
 @dataclass(frozen=True)
 class LogRecord:
-    """One message-log record to write (``GatewayRuntime.log_all``)."""
+    """One message-log record to write (``GatewayRuntime.log_now``)."""
 
     event: str
     data: dict[str, Any]
@@ -151,16 +168,20 @@ class GatewayRuntime:
         self._body_key = AESGCM(_derive_body_key(self._passphrase, self.node.name))
         self._next_prune = 0.0  # monotonic time of the next replay-table pruning
         self._fingerprints: dict[int, tuple[x509.Certificate, bytes]] = {}
-        self._pending: list[_Pending] = []
+        self._pending: list[_Pending] = []  # journalled, not yet in the chain (in order)
+        self._journal_fd: int | None = None  # ``open_journal``
+        self._index_handle: asyncio.TimerHandle | None = None  # the next ``_write_batch``
+        self._writer_ok = True  # the writer thread's last batch was written
+        self._journalled = 0  # records journalled by this process (``flush``)
+        self._written_count = 0  # ... and written to the chain since
+        self._write_failed = False  # the last write to the chain failed (retried later)
         # SQLite (a local file, a batch commits in about 0.2 ms CPU): written on the loop's
         # thread; other databases (network round trips): by the writer thread.
         self._inline = self.node.engine.dialect.name == "sqlite"
         self._writing = False  # a batch is with the writer thread (touched on the loop only)
-        self._last_batch = 0  # records in the last inline commit
         # (client, message id) -> monotonic time, oldest first: the replay guard
         # (``first_sight``), with the window's ids of the guard's table (``load_recent``).
         self._recent: dict[tuple[str, str], float] = {}
-        self._seen_pending = 0  # records waiting at the last deferral
         self._held: sa.Connection | None = None  # the message log's connection
         self._checkpointer: threading.Thread | None = None  # SQLite: see ``_raw_log_connection``
         self._closing = threading.Event()
@@ -417,23 +438,23 @@ class GatewayRuntime:
             raise CryptoError("the logged body does not decrypt (another key or record)") from error
 
     def _append(self, batch: list[_Pending]) -> None:
-        """One transaction for the whole batch. Optimistic: any error aborts it, and
-        ``_commit`` retries each record alone. No ORM session: nothing here needs one. On
-        SQLite (on the loop) the transaction, the replay guard's rows and the records go to
-        the driver's connection directly (``audit.write_many`` takes it): SQLAlchemy's
-        connection and context managers around them were half of a one-record commit's CPU
-        (175 us in the gateway, against about 40 us for the statements in a micro-benchmark
-        of SQLite alone). Other databases: SQLAlchemy's transaction, on a connection from
-        the pool (in the writer thread)."""
-        entries = [item.entry for item in batch]
+        """One transaction for the whole batch, the replay guard's rows first. No ORM
+        session: nothing here needs one. On SQLite (on the loop) the transaction, the replay
+        guard's rows and the records go to the driver's connection directly
+        (``audit.write_prepared`` takes it): SQLAlchemy's connection and context managers
+        around them were half of a one-record commit's CPU (175 us in the gateway, against
+        about 40 us for the statements in a micro-benchmark of SQLite alone). Other
+        databases: SQLAlchemy's transaction, on a connection from the pool (in the writer
+        thread)."""
+        prepared = [item.prepared for item in batch]
         every = self.settings.audit_checkpoint_every
         if not self._inline:
             with self.node.engine.connect() as connection, connection.begin():
                 _remember(connection, batch)
-                audit.write_many(
+                audit.write_prepared(
                     connection,
                     MESSAGE_LOG,
-                    entries,
+                    prepared,
                     signer=self.checkpoint_signer,
                     checkpoint_every=every,
                 )
@@ -442,8 +463,8 @@ class GatewayRuntime:
         raw.execute("BEGIN IMMEDIATE")
         try:
             _remember_sqlite(raw, batch)
-            audit.write_many(
-                raw, MESSAGE_LOG, entries, signer=self.checkpoint_signer, checkpoint_every=every
+            audit.write_prepared(
+                raw, MESSAGE_LOG, prepared, signer=self.checkpoint_signer, checkpoint_every=every
             )
             raw.execute("COMMIT")
         except BaseException:
@@ -493,42 +514,51 @@ class GatewayRuntime:
         return int(busy), int(pages), int(copied)
 
     def close(self) -> None:
-        """Give the log's connection back, and stop the checkpointer and the writer thread
-        once it has written what it was given (``jisr.exchange.server`` calls this at the
-        end): a connection the writer held while the node's engine was disposed went back
-        to the disposed pool and was never closed."""
-        self._closing.set()
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.join(timeout=10)
+        """Write what the journal holds to the chain, close the journal (its lock goes with
+        it), give the log's connection back, and stop the checkpointer and the writer
+        thread once it has written what it was given (``jisr.exchange.server`` calls this at
+        the end, when no handler is left to log): a connection the writer held while the
+        node's engine was disposed went back to the disposed pool and was never closed."""
+        if self._index_handle is not None:
+            self._index_handle.cancel()
+            self._index_handle = None
         with self._writer_lock:
             writer = self._writer
             if writer is not None:
                 self._batches.put(None)
         if writer is not None:
             writer.join(timeout=10)
+        if self._journal_fd is not None:
+            batch, self._pending = self._pending, []
+            if (not batch or self._commit(batch)) and self._writer_ok:
+                os.ftruncate(self._journal_fd, 0)
+            # else the journal keeps them: the next start writes what the chain lacks
+            os.close(self._journal_fd)  # and its lock
+            self._journal_fd = None
+        self._closing.set()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.join(timeout=10)
         held, self._held = self._held, None
         if held is not None:
             held.close()
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        """Write ``batch`` (in the writer thread); each item's ``error`` says how it went."""
+    def _commit(self, batch: list[_Pending]) -> bool:
+        """Write ``batch`` to the chain in one transaction; False (logged) when that failed:
+        its records stay in the journal and are tried again (``_failed``)."""
         try:
             self._append(batch)
-        except Exception:  # retry each alone, so one bad record sinks no other
-            for item in batch:
-                item.error = None
-                if item.requires is not None and item.requires.error is not None:
-                    item.error = item.requires.error  # all of a ``log_all`` or none
-                    continue
-                try:
-                    self._append([item])
-                except Exception as error:
-                    item.error = error
+        except Exception as error:
+            log.warning(
+                "message-log.write-failed", gateway=self.name, records=len(batch), error=repr(error)
+            )
+            return False
+        return True
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give everything waiting to the writer thread as one batch (on the loop)."""
         batch, self._pending = self._pending, []
+        self._writing = True
         with self._writer_lock:
             self._batches.put((loop, batch))
             if self._writer is None:
@@ -556,12 +586,12 @@ class GatewayRuntime:
                     self._writer = None
                 return
             loop, batch = item
-            self._commit(batch)
+            written = self._writer_ok = self._commit(batch)
             try:
-                loop.call_soon_threadsafe(self._committed, loop, batch)
-            except RuntimeError:  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(self._written, loop, batch, written)
+            except RuntimeError:  # the loop is closed: ``close`` sees ``_writer_ok``
                 pass
-            self._prune_now_and_then()  # after waking the batch's callers
+            self._prune_now_and_then()
 
     def _prune_now_and_then(self) -> None:
         """After a commit: prune one chunk of the replay guard's table when it is due (every
@@ -603,24 +633,137 @@ class GatewayRuntime:
             result = connection.execute(sa.delete(_SEEN).where(_SEEN.c.seen_at < cutoff))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    @staticmethod
-    def _wake(batch: list[_Pending]) -> None:
-        """Settle the batch's futures: the records of one ``log_all`` share one, which
-        fails when any of them failed (failures are set first)."""
-        for item in batch:
-            if item.error is not None and not item.done.done():
-                item.done.set_exception(item.error)
-        for item in batch:
-            if not item.done.done():
-                item.done.set_result(None)
+    # --- the journal ---------------------------------------------------------------------
 
-    def _committed(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
-        """Wake the batch's callers (on the loop), then hand over what arrived meanwhile."""
-        self._wake(batch)
+    @property
+    def journal_path(self) -> Path:
+        return journal_path(self.settings, self.node.name)
+
+    def open_journal(self) -> int:
+        """Open the message log's journal for this gateway process, the only one that may
+        serve the node (the journal is locked; a second one is refused with
+        ``GatewayBusy``); first write to the chain what a previous process journalled and
+        did not write (it stopped abruptly). Returns how many records that was. Called by
+        ``jisr.exchange.server`` before it serves; ``log_now`` refuses to log before."""
+        if self._journal_fd is not None:
+            return 0
+        path = self.journal_path
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise GatewayBusy(self.node.name) from None
+        try:
+            recovered = self._recover(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._journal_fd = fd
+        if recovered:
+            self.load_recent()  # their replay-guard rows too
+        return recovered
+
+    def _recover(self, fd: int) -> int:
+        """Write to the chain the journal's records it does not hold yet, in their order,
+        then empty the journal. A record the chain holds is one among its newest with the
+        same time, event and data (records reach the chain in journal order, so only a
+        batch written just before a stop can be in both)."""
+        size = os.fstat(fd).st_size
+        if not size:
+            return 0
+        items = []
+        for line in os.pread(fd, size, 0).split(b"\n"):
+            item = _from_journal(line)
+            if item is not None:
+                items.append(item)
+            elif line:  # a line cut short by a stop mid-write: it was never acknowledged
+                log.warning("message-log.journal-line-skipped", gateway=self.name, bytes=len(line))
+        held = self._chain_tail(len(items) + RECOVERY_WINDOW)
+        missing = [
+            item
+            for item in items
+            if (format_timestamp(item.prepared[1]), item.prepared[0].event, item.prepared[2])
+            not in held
+        ]
+        if missing:
+            self._append(missing)  # raises: the journal stays, the gateway does not start
+        os.ftruncate(fd, 0)
+        log.info(
+            "message-log.journal-recovered",
+            gateway=self.name,
+            journalled=len(items),
+            written=len(missing),
+        )
+        return len(missing)
+
+    def _chain_tail(self, count: int) -> set[tuple[str, str, str]]:
+        """(time, event, data) of the chain's newest ``count`` records."""
+        records = cast(sa.Table, AuditRecord.__table__)
+        with self.node.engine.connect() as connection:
+            head = connection.execute(
+                sa.select(sa.func.max(records.c.seq)).where(records.c.chain == MESSAGE_LOG)
+            ).scalar()
+            if head is None:
+                return set()
+            rows = connection.execute(
+                sa.select(records.c.created_at, records.c.event, records.c.data).where(
+                    records.c.chain == MESSAGE_LOG, records.c.seq > head - count
+                )
+            )
+            return {(format_timestamp(at), event, data) for at, event, data in rows}
+
+    def _journal(self, data: bytes) -> None:
+        fd = self._journal_fd
+        if fd is None:
+            raise RuntimeError(f"the message log of {self.name} is not open (open_journal)")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def _keep_in_journal(self, items: list[_Pending]) -> None:
+        """After a write to the chain: the journal keeps ``items`` only (those queued
+        meanwhile, with the writer thread; on SQLite none: the write ran on the loop)."""
+        fd = self._journal_fd
+        if fd is None:
+            return
+        if not items:
+            os.ftruncate(fd, 0)
+            return
+        # Rewritten beside and renamed over: a stop at any moment leaves the old journal
+        # or the new one, and the next start skips what the chain holds.
+        path = self.journal_path
+        spare = path.with_name(path.name + ".new")
+        new = os.open(spare, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(new, b"".join(item.line for item in items))
+        os.replace(spare, path)
+        os.close(fd)
+        self._journal_fd = new
+
+    # --- logging -------------------------------------------------------------------------
+
+    def _written(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], written: bool
+    ) -> None:
+        """The writer thread wrote ``batch`` (on the loop): the journal drops it."""
+        self._writing = False
+        if not written:
+            self._failed(loop, batch)
+            return
+        self._write_failed = False
+        self._written_count += len(batch)
+        self._keep_in_journal(self._pending)
         if self._pending:
-            self._hand_over(loop)
-        else:
-            self._writing = False
+            self._kick()
+
+    def _failed(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        """A write to the chain failed (logged): its records stay first in line, in the
+        journal too, and go again in ``WRITE_RETRY_SECONDS``."""
+        self._write_failed = True
+        self._pending[:0] = batch
+        if self._index_handle is None:
+            self._index_handle = loop.call_later(WRITE_RETRY_SECONDS, self._write_batch)
 
     async def log(
         self,
@@ -631,74 +774,134 @@ class GatewayRuntime:
         subject: str | None = None,
         seen: tuple[str, str] | None = None,
     ) -> None:
-        """Append one record to the message log; return once it is committed. ``seen``
-        (client, message id) is inserted first in the same transaction (the replay guard's
-        row; ``first_sight`` decides a replay)."""
-        await self.log_soon(LogRecord(event, data, actor, subject, seen))
+        """Append one record to the message log (``log_now``). ``seen`` (client, message
+        id) is the replay guard's row, written in the record's transaction
+        (``first_sight`` decides a replay)."""
+        self.log_now(LogRecord(event, data, actor, subject, seen))
 
-    def log_soon(self, record: LogRecord) -> asyncio.Future[None]:
-        """Queue ``record`` for the next commit and return the future its commit settles
-        (``log`` without a coroutine: a caller that goes on meanwhile needs no task)."""
-        return self._queue([record])
-
-    async def log_all(self, records: list[LogRecord]) -> None:
-        """Append ``records`` in this order, in one commit, all or none: when one fails,
-        none after it is written, and its error is raised."""
-        await self._queue(records)
-
-    def _queue(self, records: list[LogRecord]) -> asyncio.Future[None]:
-        # Not shielded: should the caller be cancelled, the future is cancelled, and the
-        # batch's writer still writes the records (``_wake`` skips futures already done).
-        # One future for all the records (one wake-up; ``asyncio.gather`` over one future
-        # per record cost 10-25 us per call).
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        previous: _Pending | None = None
+    def log_now(self, *records: LogRecord) -> None:
+        """Append ``records`` to the message log, in this order, all or none: once this
+        returns they are in the journal (one write), so a message answered after it is
+        logged; they reach the hash chain moments later (``_write_batch``), off the calls'
+        path. Raises ``InvalidInput`` (a record that cannot be logged) or ``OSError`` (the
+        journal cannot be written; the caller's message must then not go on)."""
+        now = utcnow()
+        at = now.isoformat()
+        items = []
         for record in records:
-            previous = self._enqueue(record, previous, done)
-        self._kick()  # after all are queued: they go to the writer in one batch
-        return done
+            prepared = audit.prepare(
+                audit.AuditEntry(
+                    event=record.event,
+                    data=record.data,
+                    actor=_clip(record.actor),
+                    subject=_clip(record.subject),
+                ),
+                now,
+            )
+            items.append(_Pending(prepared, record.seen, journal_line(prepared, at, record.seen)))
+        self._journal(items[0].line if len(items) == 1 else b"".join(i.line for i in items))
+        self._pending.extend(items)
+        self._journalled += len(items)
+        self._kick()
 
-    def _enqueue(
-        self, record: LogRecord, requires: _Pending | None, done: asyncio.Future[None]
-    ) -> _Pending:
-        entry = audit.AuditEntry(
-            event=record.event,
-            data=record.data,
-            actor=_clip(record.actor),
-            subject=_clip(record.subject),
-        )
-        item = _Pending(entry, record.seen, done, requires=requires)
-        self._pending.append(item)
-        return item
+    async def flush(self) -> None:
+        """Write what is journalled to the chain now: before a record written to the chain
+        directly (pub/sub's, in its own transactions) that must come after it. Raises
+        ``RuntimeError`` when the write failed (the records stay journalled)."""
+        target = self._journalled  # what was journalled before this call
+        while self._written_count < target:
+            if not self._writing:
+                if self._index_handle is not None:
+                    self._index_handle.cancel()
+                    self._index_handle = None
+                self._write_batch()  # on SQLite written now; else handed to the writer
+            else:
+                await asyncio.sleep(FLUSH_POLL_SECONDS)  # the writer thread's turn
+            if self._write_failed:
+                raise RuntimeError(f"the message log of {self.name} cannot be written now")
 
     def _kick(self) -> None:
-        """Start a commit of what is queued, unless one is under way (it takes the rest)."""
-        if not self._writing:
-            self._writing = True
+        """Schedule a write of what is queued to the chain, unless one is (it takes the
+        rest)."""
+        if self._index_handle is None and not self._writing:
             loop = asyncio.get_running_loop()
-            if self._inline:
-                loop.call_soon(self._write_inline)
-            else:
-                self._hand_over(loop)
+            self._index_handle = loop.call_later(WRITE_DELAY_SECONDS, self._write_batch)
 
-    def _write_inline(self, waited: int = 0) -> None:
-        """SQLite: commit everything waiting, on the loop's thread (see the module docstring);
-        runs one loop iteration after the first record of the batch was queued. When the last
-        batch held more than one record (calls arrive together), it waits one iteration more
-        first, so the messages read meanwhile join this commit: a commit's fixed part (about
-        110 us CPU, against 37 us per record) is shared by more calls. A lone call (one
-        connection) never waits."""
-        if waited < 3 and self._last_batch > 1 and len(self._pending) > self._seen_pending:
-            self._seen_pending = len(self._pending)
-            asyncio.get_running_loop().call_soon(self._write_inline, waited + 1)
+    def _write_batch(self) -> None:
+        """Write everything queued to the chain in one transaction (on SQLite on the loop's
+        thread, see the module docstring; else by the writer thread), then empty the
+        journal; on failure keep it all and try again later."""
+        self._index_handle = None
+        if not self._pending or self._writing:
             return
-        self._seen_pending = 0
+        loop = asyncio.get_running_loop()
+        if not self._inline:
+            self._hand_over(loop)
+            return
         batch, self._pending = self._pending, []
-        self._last_batch = len(batch)
-        self._commit(batch)
-        self._writing = False
-        self._wake(batch)
+        if self._commit(batch):
+            self._write_failed = False
+            self._written_count += len(batch)
+            self._keep_in_journal(self._pending)  # nothing arrived meanwhile: emptied
+        else:
+            self._failed(loop, batch)
         self._prune_now_and_then()
+
+
+class GatewayBusy(RuntimeError):
+    """Another process serves this gateway node (it holds the message log's journal)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(
+            f"Another process already serves gateway node {node} (its message-log journal "
+            "is locked); one process serves a node."
+        )
+        self.node = node
+
+
+def journal_path(settings: Settings, node: str) -> Path:
+    """The message log's journal of gateway node ``node``: records acknowledged and not
+    yet written to the chain, one JSON line each."""
+    return settings.node_dir(node) / JOURNAL_FILE
+
+
+def journal_line(prepared: audit.Prepared, at: str, seen: tuple[str, str] | None) -> bytes:
+    """One record's journal line: JSON ``[time, event, actor, subject, data, seen]``."""
+    entry, _, text = prepared
+    return orjson.dumps([at, entry.event, entry.actor, entry.subject, text, seen]) + b"\n"
+
+
+def wait_written(settings: Settings, node: str, timeout: float = 10.0) -> bool:
+    """Wait until every record the gateway ``node`` has acknowledged is in its hash chain
+    (its journal is empty), for readers of the chain while it serves; False on time-out."""
+    path = journal_path(settings, node)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if path.stat().st_size == 0:
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _from_journal(line: bytes) -> _Pending | None:
+    """A journal line back as the record it was; None for a line that is not one."""
+    if not line:
+        return None
+    try:
+        at_text, event, actor, subject, text, seen = orjson.loads(line)
+        at = dt.datetime.fromisoformat(at_text)
+        if at.tzinfo is None or not isinstance(text, str):
+            return None
+        entry = audit.AuditEntry(event=event, actor=actor, subject=subject)
+        prepared = audit.prepare(entry, at)  # checks the texts (the data is {} here)
+    except (orjson.JSONDecodeError, ValueError, TypeError, InvalidInput):
+        return None
+    pair = (str(seen[0]), str(seen[1])) if isinstance(seen, list) and len(seen) == 2 else None
+    return _Pending((prepared[0], prepared[1], text), pair, line + b"\n")
 
 
 _SEEN = cast(sa.Table, SeenMessage.__table__)

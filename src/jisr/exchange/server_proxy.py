@@ -227,9 +227,10 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
     if not read:
         # A call that may change something at the provider (a write, or a pub/sub room's
         # state) goes on only once its record (and replay-guard row) is committed.
-        await runtime.log_all([received])
+        runtime.log_now(received)
     try:
         if room:
+            await runtime.flush()  # the broker's records follow this call's in the chain
             status, headers, answer = await pubsub.answer_signed(
                 runtime,
                 conf,
@@ -247,7 +248,7 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
             )
     except XRoadFault:
         if read:  # the request's record first, then the refusal's
-            await runtime.log_all([received])
+            runtime.log_now(received)
         raise
     answer_signature = envelope.sign_response(
         runtime.signing_key,
@@ -275,7 +276,10 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
     # A read changes nothing at the provider, and what it reads leaves this gateway only in
     # the answer: its request's record is written with the answer's, in one commit (all or
     # none), before the answer leaves.
-    await runtime.log_all([received, answered] if read else [answered])
+    if read:
+        runtime.log_now(received, answered)
+    else:
+        runtime.log_now(answered)
     return Response(
         status,
         body=answer,

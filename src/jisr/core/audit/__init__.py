@@ -18,10 +18,12 @@ from jisr.core.audit.service import (
     append_many,
     checkpoint,
     export_chain,
+    prepare,
     verify_all,
     verify_chain,
     verify_exported,
     write_many,
+    write_prepared,
 )
 
 __all__ = [
@@ -41,9 +43,11 @@ __all__ = [
     "checkpoint",
     "export_chain",
     "format_timestamp",
+    "prepare",
     "record_hash",
     "verify_all",
     "verify_chain",
     "verify_exported",
     "write_many",
+    "write_prepared",
 ]

@@ -172,7 +172,9 @@ def append_many(
     multi-row INSERT, no unit of work) and returned as detached ``AuditRecord`` objects,
     ids included; ``write_many`` does the same without building them.
     """
-    rows = _write(session, chain, entries, signer, checkpoint_every, want_ids=True)
+    now = utcnow()
+    prepared = [_prepare(entry, now) for entry in entries]
+    rows = _write(session, chain, prepared, signer, checkpoint_every, want_ids=True)
     return [AuditRecord(**row) for row in rows]
 
 
@@ -191,9 +193,40 @@ def write_many(
     CPU for one record in its own transaction, measured with the gateway's ``_append``).
     On SQLite it may also be the driver's own ``sqlite3.Connection`` in a transaction: the
     gateways' message log writes on it, without SQLAlchemy (``_write_sqlite``)."""
+    now = utcnow()
+    return write_prepared(
+        session,
+        chain,
+        [_prepare(entry, now) for entry in entries],
+        signer=signer,
+        checkpoint_every=checkpoint_every,
+    )
+
+
+Prepared = tuple[AuditEntry, dt.datetime, str]  # (entry, created_at, canonical data text)
+
+
+def prepare(entry: AuditEntry, now: dt.datetime | None = None) -> Prepared:
+    """Check ``entry`` and canonicalise its data, as appending would: (entry, its time
+    (``entry.at``, else ``now``), its data's canonical JSON text); ``InvalidInput`` when it
+    cannot be appended. ``write_prepared`` appends it later (the gateways' message log
+    journals prepared records first and writes them to the chain off the calls' path)."""
+    return _prepare(entry, now or utcnow())
+
+
+def write_prepared(
+    session: Session | sa.Connection | sqlite3.Connection,
+    chain: str,
+    prepared: list[Prepared],
+    *,
+    signer: CheckpointSigner | None = None,
+    checkpoint_every: int | None = None,
+) -> int:
+    """``write_many`` of entries already through ``prepare``: numbered, linked and written
+    in this order in the caller's transaction; returns the new head seq."""
     if isinstance(session, sqlite3.Connection):
-        return _write_sqlite(session, chain, entries, signer, checkpoint_every)
-    rows = _write(session, chain, entries, signer, checkpoint_every, want_ids=False)
+        return _write_sqlite(session, chain, prepared, signer, checkpoint_every)
+    rows = _write(session, chain, prepared, signer, checkpoint_every, want_ids=False)
     return int(rows[-1]["seq"]) if rows else 0
 
 
@@ -262,7 +295,7 @@ def _time_processor(dialect: sa.Dialect) -> Any:
 def _write(
     session: Session | sa.Connection,
     chain: str,
-    entries: Iterable[AuditEntry],
+    prepared: list[Prepared],
     signer: CheckpointSigner | None,
     checkpoint_every: int | None,
     *,
@@ -270,7 +303,6 @@ def _write(
 ) -> list[dict[str, Any]]:
     _check_text("chain", chain, _MAX_CHAIN)
     now = utcnow()
-    prepared = [_prepare(entry, now) for entry in entries]
     if not prepared:
         return []
     every = _checkpoint_every(signer, checkpoint_every)
@@ -362,13 +394,17 @@ def _linked(
 ) -> Iterator[tuple[int, dt.datetime, AuditEntry, str, str, str]]:
     """The prepared entries numbered after ``seq`` and linked after ``prev_hash``: (seq,
     created_at, entry, data, prev_hash, hash) for each."""
-    now_text = format_timestamp(now)  # most records are written at ``now``: formatted once
+    # Most records share their time with the record before (written at ``now``, or
+    # journalled together): formatted once per time object.
+    last_at, at_text = now, format_timestamp(now)
     for entry, created_at, data in prepared:
         seq += 1
+        if created_at is not last_at:
+            last_at, at_text = created_at, format_timestamp(created_at)
         digest = record_hash(
             chain=chain,
             seq=seq,
-            created_at=now_text if created_at is now else format_timestamp(created_at),
+            created_at=at_text,
             event=entry.event,
             actor=entry.actor,
             subject=entry.subject,
@@ -392,7 +428,7 @@ _RAW_CREATE_HEAD = (
 def _write_sqlite(
     connection: sqlite3.Connection,
     chain: str,
-    entries: Iterable[AuditEntry],
+    prepared: list[Prepared],
     signer: CheckpointSigner | None,
     checkpoint_every: int | None,
 ) -> int:
@@ -403,7 +439,6 @@ def _write_sqlite(
     the context managers, dialect look-ups and dictionaries per row."""
     _check_text("chain", chain, _MAX_CHAIN)
     now = utcnow()
-    prepared = [_prepare(entry, now) for entry in entries]
     every = _checkpoint_every(signer, checkpoint_every)
     now_stamp = sqlite_datetime_text(now)
     cursor = connection.cursor()
@@ -416,10 +451,12 @@ def _write_sqlite(
             return int(head[0])
         values = []
         checkpoints = []
+        last_at, at = now, now_stamp
         for seq, created_at, entry, data, prev_hash, digest in _linked(
             chain, int(head[0]), str(head[1]), prepared, now
         ):
-            at = now_stamp if created_at is now else sqlite_datetime_text(created_at)
+            if created_at is not last_at:
+                last_at, at = created_at, sqlite_datetime_text(created_at)
             values.append(
                 (chain, seq, at, entry.event, entry.actor, entry.subject, data, prev_hash, digest)
             )
