@@ -19,10 +19,10 @@ machine at 1,000 calls/s. The direct phase uses the same client and service, so
   accounting (``/proc/<pid>/stat`` utime + stime of both gateway processes, divided by calls);
 * the floor: CPU time (``time.process_time``) of one call's security work alone, in this
   process, on the same gateway keys and databases: two envelope signatures, two
-  verifications and two message-log appends (each journalled, then written to the chain in
-  transactions of 24 records, through the same ``write_prepared`` on SQLite's own connection,
-  as the gateways do every 20 ms), measured in every round right after the gateways' CPU
-  time (the VM's speed drifts).
+  verifications and two message-log appends (each journalled, then written to the chain in a
+  transaction of its own, one call alone sharing no commit, through the same
+  ``write_prepared`` on SQLite's own connection as the gateways), measured in every round
+  right after the gateways' CPU time (the VM's speed drifts).
 
 Ends with one JSON line::
 
@@ -62,7 +62,6 @@ from typing import Any
 import uvloop
 
 CLIENT = "MA/GOV/ESERVICES/PORTAL"
-FLOOR_CALLS_PER_WRITE = 1  # one call alone: its records in commits of their own
 JOURNAL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 SERVICE_PATH = "/r1/MA/GOV/CIVIL-REGISTRY/BIRTHS/birth-record"
 CALL_PATH = "/births/MA:AB123456"
@@ -345,7 +344,6 @@ class Floor:
             name: os.open(directory / f"floor-{name}.journal", JOURNAL_FLAGS, 0o600)
             for name in self.held
         }
-        self.waiting: dict[str, list[Any]] = {name: [] for name in self.held}
         self.calls = 0
 
     def one(self) -> None:
@@ -401,29 +399,26 @@ class Floor:
                 actor=CLIENT,
                 subject=SERVICE_PATH[4:],
             )
-            # Appended as the gateways do it (``GatewayRuntime.log_now``): prepared and
-            # written to a journal, then ``write_prepared`` on the driver's connection
-            # between BEGIN IMMEDIATE and COMMIT, FLOOR_CALLS_PER_WRITE records a commit
-            # (the gateways' writes every 20 ms hold about 24 calls' records at 1,200/s).
+            # Appended as the gateways do it (``GatewayRuntime.log_now``, then
+            # ``_write_batch``): prepared and journalled, then ``write_prepared`` on the
+            # driver's connection between BEGIN IMMEDIATE and COMMIT, and the journal emptied;
+            # one call alone shares its commit with no other (the gateways' commits hold
+            # many calls' records).
             now = utcnow()
             prepared = audit.prepare(entry, now)
-            os.write(self.journals[runtime.name], journal_line(prepared, now.isoformat(), None))
-            waiting = self.waiting[runtime.name]
-            waiting.append(prepared)
-            if len(waiting) < FLOOR_CALLS_PER_WRITE:
-                continue
+            journal = self.journals[runtime.name]
+            os.write(journal, journal_line(prepared, now.isoformat(), None))
             raw = self.connections[runtime.name]
             raw.execute("BEGIN IMMEDIATE")
             audit.write_prepared(
                 raw,
                 "message-log",
-                waiting,
+                [prepared],
                 signer=runtime.checkpoint_signer,
                 checkpoint_every=runtime.settings.audit_checkpoint_every,
             )
             raw.execute("COMMIT")
-            os.ftruncate(self.journals[runtime.name], 0)
-            waiting.clear()
+            os.ftruncate(journal, 0)
 
     def measure(self, calls: int) -> float:
         """CPU ms per call over ``calls`` calls, after 20 not counted (caches warmed)."""

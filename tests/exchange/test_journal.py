@@ -14,16 +14,16 @@ from jisr.core import audit
 from jisr.core.crypto import jws
 from jisr.exchange import gateway as gateway_module
 from jisr.exchange import server
+from jisr.exchange.errors import GatewayBusy
 from jisr.exchange.gateway import (
     MESSAGE_LOG,
-    GatewayBusy,
     GatewayRuntime,
     LogRecord,
     journal_path,
     wait_written,
 )
 
-from .conftest import PORTAL, ExchangeWorld, message_log
+from .conftest import PORTAL, ExchangeWorld, invoke, message_log
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -66,6 +66,15 @@ class TestOneProcessPerNode:
         finally:
             second.close()
         assert world.call().status_code == 200  # the first one serves on
+
+    def test_the_cli_says_so_in_a_sentence(self, world: ExchangeWorld) -> None:
+        code, output = invoke(
+            "gateway", "serve", "--node", PROVIDER, "--port", "0", "--dir", str(world.instance.path)
+        )
+        assert code != 0
+        assert "Another process already serves gateway node gateway-civil-registry" in output
+        assert "Traceback" not in output
+        assert world.call().status_code == 200
 
     def test_nothing_is_logged_before_the_journal_is_open(self, world: ExchangeWorld) -> None:
         runtime = GatewayRuntime(world.instance, PROVIDER)

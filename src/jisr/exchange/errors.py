@@ -12,6 +12,7 @@ Two families:
     ├── AccessRightNotFound / GroupNotFound (404)
     ├── MemberAlreadyExists / SubsystemAlreadyExists / ServiceAlreadyExists (409)
     ├── GatewayAlreadyExists / AccessRightAlreadyGranted (409)
+    ├── GatewayBusy (409)               another process serves the gateway node
     ├── GroupAlreadyExists / GroupMemberAlreadyExists (409)
     ├── PeerConfRefused (400)           a federated instance's shared parameters do not verify
     ├── GlobalConfRefused (400)         a downloaded global configuration does not verify
@@ -120,6 +121,14 @@ class ServiceAlreadyExists(ExchangeError):
     status_code = 409
     code = "service-exists"
     title = _("The service already exists")
+
+
+class GatewayBusy(ExchangeError):
+    """Another process serves the gateway node: it holds the message log's journal."""
+
+    status_code = 409
+    code = "gateway-busy"
+    title = _("Another process serves this gateway node")
 
 
 class GatewayAlreadyExists(ExchangeError):

@@ -87,11 +87,12 @@ from jisr.core.clock import utcnow
 from jisr.core.crypto import ca, jws, keystore
 from jisr.core.db import sqlite_datetime_text
 from jisr.core.errors import CertificateRefused, CryptoError, InvalidInput
+from jisr.core.i18n import _
 from jisr.core.instance import Instance, Node
 from jisr.core.logging import get_logger
 from jisr.core.settings import Settings
 from jisr.exchange import globalconf
-from jisr.exchange.errors import GlobalConfRefused
+from jisr.exchange.errors import GatewayBusy, GlobalConfRefused
 from jisr.exchange.identifiers import MemberId
 from jisr.exchange.models import SeenMessage
 from jisr.exchange.provisioning import files_of
@@ -653,7 +654,13 @@ class GatewayRuntime:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise GatewayBusy(self.node.name) from None
+            raise GatewayBusy(
+                _(
+                    "Another process already serves gateway node {gateway} (its message-log "
+                    "journal is locked); one process serves a node: stop it first."
+                ),
+                gateway=self.node.name,
+            ) from None
         try:
             recovered = self._recover(fd)
         except BaseException:
@@ -846,17 +853,6 @@ class GatewayRuntime:
         else:
             self._failed(loop, batch)
         self._prune_now_and_then()
-
-
-class GatewayBusy(RuntimeError):
-    """Another process serves this gateway node (it holds the message log's journal)."""
-
-    def __init__(self, node: str) -> None:
-        super().__init__(
-            f"Another process already serves gateway node {node} (its message-log journal "
-            "is locked); one process serves a node."
-        )
-        self.node = node
 
 
 def journal_path(settings: Settings, node: str) -> Path:
