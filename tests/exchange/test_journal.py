@@ -5,7 +5,10 @@ node starts again; one process serves a node; a failed write to the chain is ret
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -112,7 +115,65 @@ class TestFailedWrites:
         assert _chain_verifies(world, PROVIDER)
 
 
+@contextlib.contextmanager
+def _provider_stopped(world: ExchangeWorld) -> Iterator[None]:
+    """The provider's gateway stopped (its node free for a runtime of the test's own), then
+    served again."""
+    world.provider_gateway.stop()
+    try:
+        yield
+    finally:
+        world.gateways[PROVIDER] = server.start_gateway(world.instance, PROVIDER)
+        assert world.provider_gateway.refresh_now()
+    assert world.call().status_code == 200
+
+
+class _HalfWrites:
+    """``os`` for gateway.py whose ``write`` writes half of what it is given, then fails."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        self.failed += 1
+        os.write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+
 class TestRecovery:
+    def test_a_failed_journal_write_is_cut_back_and_refused(
+        self, world: ExchangeWorld, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A write the disk refuses half-way is not acknowledged (the caller gets the error)
+        and leaves no half line for the next record to join."""
+        with _provider_stopped(world):
+            runtime = GatewayRuntime(world.instance, PROVIDER)
+            runtime.open_journal()
+            path = journal_path(world.instance.settings, PROVIDER)
+
+            async def log_twice() -> None:
+                runtime.log_now(LogRecord("probe.first", {"n": 1}))
+                size = path.stat().st_size
+                half = _HalfWrites()
+                monkeypatch.setattr(gateway_module, "os", half)
+                with pytest.raises(OSError, match="No space left"):
+                    runtime.log_now(LogRecord("probe.refused", {"n": 2}))
+                monkeypatch.undo()
+                assert half.failed == 1 and path.stat().st_size == size
+                runtime.log_now(LogRecord("probe.second", {"n": 3}))
+                lines = path.read_bytes().splitlines()
+                assert [line.split(b'"')[3] for line in lines] == [b"probe.first", b"probe.second"]
+                await runtime.flush()
+
+            asyncio.run(log_twice())
+            runtime.close()
+            events = [e for e, _ in message_log(world, PROVIDER) if e.startswith("probe.")]
+            assert events[-2:] == ["probe.first", "probe.second"]
+            assert "probe.refused" not in events
+
     def test_what_a_stopped_process_journalled_reaches_the_chain_at_start(
         self, world: ExchangeWorld
     ) -> None:
@@ -120,8 +181,7 @@ class TestRecovery:
         not yet emptied, a third was journalled only, and a last line was cut short. The
         next process writes the third only, skips the cut line, and its replay guard knows
         the third's message id."""
-        world.provider_gateway.stop()
-        try:
+        with _provider_stopped(world):
             before = len(message_log(world, PROVIDER))
             stopped = GatewayRuntime(world.instance, PROVIDER)
             assert stopped.open_journal() == 0
@@ -151,7 +211,3 @@ class TestRecovery:
             after = [e for e, _ in message_log(world, PROVIDER)[before:]]
             assert after == ["probe.a", "probe.b", "probe.c"]
             assert _chain_verifies(world, PROVIDER)
-        finally:
-            world.gateways[PROVIDER] = server.start_gateway(world.instance, PROVIDER)
-            assert world.provider_gateway.refresh_now()
-        assert world.call().status_code == 200

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import fcntl
 import os
@@ -171,6 +172,7 @@ class GatewayRuntime:
         self._fingerprints: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._pending: list[_Pending] = []  # journalled, not yet in the chain (in order)
         self._journal_fd: int | None = None  # ``open_journal``
+        self._journal_bytes = 0  # the journal's size (this process alone writes it)
         self._index_handle: asyncio.TimerHandle | None = None  # the next ``_write_batch``
         self._writer_ok = True  # the writer thread's last batch was written
         self._journalled = 0  # records journalled by this process (``flush``)
@@ -686,7 +688,8 @@ class GatewayRuntime:
                 items.append(item)
             elif line:  # a line cut short by a stop mid-write: it was never acknowledged
                 log.warning("message-log.journal-line-skipped", gateway=self.name, bytes=len(line))
-        held = self._chain_tail(len(items) + RECOVERY_WINDOW)
+        earliest = min((item.prepared[1] for item in items), default=None)
+        held = self._chain_tail(earliest, len(items) + RECOVERY_WINDOW) if earliest else set()
         missing = [
             item
             for item in items
@@ -704,29 +707,41 @@ class GatewayRuntime:
         )
         return len(missing)
 
-    def _chain_tail(self, count: int) -> set[tuple[str, str, str]]:
-        """(time, event, data) of the chain's newest ``count`` records."""
+    def _chain_tail(self, earliest: dt.datetime, count: int) -> set[tuple[str, str, str]]:
+        """(time, event, data) of the chain's newest records, newest first, until one is
+        older than ``earliest`` by a minute (the journal's records were written to the chain
+        within moments of their time) or ``count`` were read."""
         records = cast(sa.Table, AuditRecord.__table__)
+        horizon = earliest - dt.timedelta(seconds=60)
+        held: set[tuple[str, str, str]] = set()
+        query = (
+            sa.select(records.c.created_at, records.c.event, records.c.data)
+            .where(records.c.chain == MESSAGE_LOG)
+            .order_by(records.c.seq.desc())
+            .limit(count)
+        )
         with self.node.engine.connect() as connection:
-            head = connection.execute(
-                sa.select(sa.func.max(records.c.seq)).where(records.c.chain == MESSAGE_LOG)
-            ).scalar()
-            if head is None:
-                return set()
-            rows = connection.execute(
-                sa.select(records.c.created_at, records.c.event, records.c.data).where(
-                    records.c.chain == MESSAGE_LOG, records.c.seq > head - count
-                )
-            )
-            return {(format_timestamp(at), event, data) for at, event, data in rows}
+            for at, event, data in connection.execution_options(yield_per=500).execute(query):
+                if at < horizon:
+                    break
+                held.add((format_timestamp(at), event, data))
+        return held
 
     def _journal(self, data: bytes) -> None:
         fd = self._journal_fd
         if fd is None:
             raise RuntimeError(f"the message log of {self.name} is not open (open_journal)")
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            # Not written, not acknowledged: cut what went in, so the next line does not
+            # join a half one (best effort: the disk may refuse that too).
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._journal_bytes)
+            raise
+        self._journal_bytes += len(data)
 
     def _keep_in_journal(self, items: list[_Pending]) -> None:
         """After a write to the chain: the journal keeps ``items`` only (those queued
@@ -736,6 +751,7 @@ class GatewayRuntime:
             return
         if not items:
             os.ftruncate(fd, 0)
+            self._journal_bytes = 0
             return
         # Rewritten beside and renamed over: a stop at any moment leaves the old journal
         # or the new one, and the next start skips what the chain holds.
@@ -743,10 +759,11 @@ class GatewayRuntime:
         spare = path.with_name(path.name + ".new")
         new = os.open(spare, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(new, b"".join(item.line for item in items))
+        kept = b"".join(item.line for item in items)
+        os.write(new, kept)
         os.replace(spare, path)
         os.close(fd)
-        self._journal_fd = new
+        self._journal_fd, self._journal_bytes = new, len(kept)
 
     # --- logging -------------------------------------------------------------------------
 
