@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -116,6 +117,15 @@ class TestFailedWrites:
 
 
 @contextlib.contextmanager
+def _closing(runtime: GatewayRuntime) -> Iterator[GatewayRuntime]:
+    """``runtime``, closed at the end whatever happens (its journal's lock released)."""
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@contextlib.contextmanager
 def _provider_stopped(world: ExchangeWorld) -> Iterator[None]:
     """The provider's gateway stopped (its node free for a runtime of the test's own), then
     served again."""
@@ -126,6 +136,25 @@ def _provider_stopped(world: ExchangeWorld) -> Iterator[None]:
         world.gateways[PROVIDER] = server.start_gateway(world.instance, PROVIDER)
         assert world.provider_gateway.refresh_now()
     assert world.call().status_code == 200
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on a loop of its own, in a thread of its own (as a gateway's loop
+    runs), and raise what it raised."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(make())
+        except BaseException as error:  # handed to the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the coroutine did not end"
+    if raised:
+        raise raised[0]
 
 
 class _HalfWrites:
@@ -149,8 +178,10 @@ class TestRecovery:
     ) -> None:
         """A write the disk refuses half-way is not acknowledged (the caller gets the error)
         and leaves no half line for the next record to join."""
-        with _provider_stopped(world):
-            runtime = GatewayRuntime(world.instance, PROVIDER)
+        with (
+            _provider_stopped(world),
+            _closing(GatewayRuntime(world.instance, PROVIDER)) as runtime,
+        ):
             runtime.open_journal()
             path = journal_path(world.instance.settings, PROVIDER)
 
@@ -168,7 +199,7 @@ class TestRecovery:
                 assert [line.split(b'"')[3] for line in lines] == [b"probe.first", b"probe.second"]
                 await runtime.flush()
 
-            asyncio.run(log_twice())
+            _run(log_twice)
             runtime.close()
             events = [e for e, _ in message_log(world, PROVIDER) if e.startswith("probe.")]
             assert events[-2:] == ["probe.first", "probe.second"]
@@ -181,9 +212,11 @@ class TestRecovery:
         not yet emptied, a third was journalled only, and a last line was cut short. The
         next process writes the third only, skips the cut line, and its replay guard knows
         the third's message id."""
-        with _provider_stopped(world):
+        with (
+            _provider_stopped(world),
+            _closing(GatewayRuntime(world.instance, PROVIDER)) as stopped,
+        ):
             before = len(message_log(world, PROVIDER))
-            stopped = GatewayRuntime(world.instance, PROVIDER)
             assert stopped.open_journal() == 0
 
             async def log_then_stop() -> None:
@@ -193,7 +226,7 @@ class TestRecovery:
                 )
                 assert stopped._commit(stopped._pending[:2])  # written; the journal not emptied
 
-            asyncio.run(log_then_stop())
+            _run(log_then_stop)
             fd = stopped._journal_fd
             assert fd is not None
             os.write(fd, b'["2026-11-30T00:00:00+00:00","probe.cut"')  # no end of line
@@ -201,13 +234,10 @@ class TestRecovery:
             stopped._journal_fd, stopped._pending = None, []
             stopped.close()
 
-            restarted = GatewayRuntime(world.instance, PROVIDER)
-            try:
+            with _closing(GatewayRuntime(world.instance, PROVIDER)) as restarted:
                 assert restarted.open_journal() == 1
                 assert _journal_size(world, PROVIDER) == 0
                 assert not restarted.first_sight(str(PORTAL), "journal-replay-1")
-            finally:
-                restarted.close()
             after = [e for e, _ in message_log(world, PROVIDER)[before:]]
             assert after == ["probe.a", "probe.b", "probe.c"]
             assert _chain_verifies(world, PROVIDER)

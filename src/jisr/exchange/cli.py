@@ -547,9 +547,13 @@ def gateway_serve(
     from jisr.exchange.server import start_gateway
 
     instance = _open(directory)
-    running = start_gateway(
-        instance, node, port=port, peer_port=peer_port, registry_url=registry_url
-    )
+    try:
+        running = start_gateway(
+            instance, node, port=port, peer_port=peer_port, registry_url=registry_url
+        )
+    except BaseException:  # e.g. another process serves the node (GatewayBusy)
+        instance.close()
+        raise
     # This process is the gateway: what start-up built (modules, the configuration, the
     # schema) lives as long as it does, so the cyclic collector stops scanning it, and runs
     # less often (a call allocates a few thousand short-lived objects, almost none cyclic).

@@ -102,7 +102,11 @@ def start_gateway(
 ) -> RunningGateway:
     """Serve gateway ``node_name`` in a background thread; see the module docstring."""
     runtime = GatewayRuntime(instance, node_name, registry_url=registry_url)
-    runtime.open_journal()  # this process's alone; what a stopped one left goes to the chain
+    try:
+        runtime.open_journal()  # this process's alone; what a stopped one left goes to the chain
+    except BaseException:
+        runtime.close()
+        raise
     anchor = runtime.files.read_anchor()
     peer_host, registered_port = parse_address(str(anchor["address"]))
     ready: threading.Event = threading.Event()
