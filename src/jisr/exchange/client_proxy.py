@@ -7,8 +7,8 @@ that is not a subsystem of this gateway's member, another instance without a fed
 agreement in force or a service its agreement does not open (a federated service is routed
 by the instance part of its id to the peer's gateway, from its shared parameters), an
 unknown service, an
-outdated configuration and an oversized body; signs the request envelope, logs it (the commit
-runs while the request travels, and nothing is answered before it ends), sends it to the
+outdated configuration and an oversized body; signs the request envelope, logs it (journalled
+before it leaves: ``GatewayRuntime.log_now``), sends it to the
 provider's gateway (its TLS certificate checked against the configuration), verifies
 the signed response (signature, request hash, id, status, body digest), logs it and answers.
 ``X-Road-Id`` is generated when missing. ``/listClients`` and the metaservices

@@ -178,6 +178,10 @@ class GatewayRuntime:
         self._journalled = 0  # records journalled by this process (``flush``)
         self._written_count = 0  # ... and written to the chain since
         self._write_failed = False  # the last write to the chain failed (retried later)
+        # ``close`` ran: no write to the chain starts any more (a writer thread started by a
+        # late timer would open the node's engine again after the instance closed it, and
+        # that engine's connections would never be closed)
+        self._closed = False
         # SQLite (a local file, a batch commits in about 0.2 ms CPU): written on the loop's
         # thread; other databases (network round trips): by the writer thread.
         self._inline = self.node.engine.dialect.name == "sqlite"
@@ -522,6 +526,7 @@ class GatewayRuntime:
         thread once it has written what it was given (``jisr.exchange.server`` calls this at
         the end, when no handler is left to log): a connection the writer held while the
         node's engine was disposed went back to the disposed pool and was never closed."""
+        self._closed = True  # nothing is written to the chain after this but what it writes
         if self._index_handle is not None:
             self._index_handle.cancel()
             self._index_handle = None
@@ -786,7 +791,7 @@ class GatewayRuntime:
         journal too, and go again in ``WRITE_RETRY_SECONDS``."""
         self._write_failed = True
         self._pending[:0] = batch
-        if self._index_handle is None:
+        if self._index_handle is None and not self._closed:
             self._index_handle = loop.call_later(WRITE_RETRY_SECONDS, self._write_batch)
 
     async def log(
@@ -834,6 +839,8 @@ class GatewayRuntime:
         ``RuntimeError`` when the write failed (the records stay journalled)."""
         target = self._journalled  # what was journalled before this call
         while self._written_count < target:
+            if self._closed:
+                raise RuntimeError(f"the message log of {self.name} is closed")
             if not self._writing:
                 if self._index_handle is not None:
                     self._index_handle.cancel()
@@ -847,7 +854,7 @@ class GatewayRuntime:
     def _kick(self) -> None:
         """Schedule a write of what is queued to the chain, unless one is (it takes the
         rest)."""
-        if self._index_handle is None and not self._writing:
+        if self._index_handle is None and not self._writing and not self._closed:
             loop = asyncio.get_running_loop()
             self._index_handle = loop.call_later(WRITE_DELAY_SECONDS, self._write_batch)
 
@@ -856,7 +863,7 @@ class GatewayRuntime:
         thread, see the module docstring; else by the writer thread), then empty the
         journal; on failure keep it all and try again later."""
         self._index_handle = None
-        if not self._pending or self._writing:
+        if not self._pending or self._writing or self._closed:
             return
         loop = asyncio.get_running_loop()
         if not self._inline:

@@ -9,10 +9,10 @@ member, an unknown service, a call without access right (service, method, path) 
 replayed ``X-Road-Id`` (the replay guard: ``GatewayRuntime.first_sight``, across restarts);
 forwards the request to the provider's information system (no redirects followed), signs the
 response with ``X-Road-Request-Hash``, logs and answers. The request's record (with its
-replay-guard row, in one transaction) is committed before a write or a pub/sub room call goes
-on; a read's is written with its answer's, in one commit, all or none, before the answer
-leaves (docs/exchange.md, Message log). Every refusal is signed, logged, then sent. Shared
-parts: ``jisr.exchange.proxy``; HTTP: ``jisr.exchange.http1``.
+replay-guard row) is logged (journalled: ``GatewayRuntime.log_now``) before a write or a
+pub/sub room call goes on; a read's is logged with its answer's, in one write, all or none,
+before the answer leaves (docs/exchange.md, Message log). Every refusal is signed, logged,
+then sent. Shared parts: ``jisr.exchange.proxy``; HTTP: ``jisr.exchange.http1``.
 """
 
 from __future__ import annotations
@@ -221,12 +221,12 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         },
         actor=call.client,
         subject=call.service,
-        seen=(str(client), call.id),  # the replay guard's row, committed with the record
+        seen=(str(client), call.id),  # the replay guard's row, written with the record
     )
     read = not room and request.method in READ_ONLY
     if not read:
         # A call that may change something at the provider (a write, or a pub/sub room's
-        # state) goes on only once its record (and replay-guard row) is committed.
+        # state) goes on only once its record (and replay-guard row) is logged.
         runtime.log_now(received)
     try:
         if room:
@@ -274,7 +274,7 @@ async def _peer_call(context: Context, request: Request, call: Call) -> Response
         subject=call.service,
     )
     # A read changes nothing at the provider, and what it reads leaves this gateway only in
-    # the answer: its request's record is written with the answer's, in one commit (all or
+    # the answer: its request's record is logged with the answer's, in one write (all or
     # none), before the answer leaves.
     if read:
         runtime.log_now(received, answered)
