@@ -8,11 +8,12 @@ Members: the civil registry (``MA/GOV/CIVIL-REGISTRY``, subsystem ``BIRTHS``, se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,26 @@ def invoke(*args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(app, ["exchange", *args])
     return result.exit_code, result.output
+
+
+def run_in_own_loop(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on a loop of its own, in a thread of its own (the session's browser
+    keeps an event loop in the test's thread, where ``asyncio.run`` fails), and raise what
+    it raised."""
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(make())
+        except BaseException as error:  # handed to the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the coroutine did not end"
+    if raised:
+        raise raised[0]
 
 
 def gateway_log(instance: Instance, gateway: str) -> list[tuple[str, dict[str, Any]]]:

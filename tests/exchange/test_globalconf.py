@@ -18,7 +18,7 @@ from jisr.demo import servers
 from jisr.exchange import globalconf, service
 from jisr.exchange.errors import GlobalConfRefused
 
-from .conftest import BIRTH_RECORD, OTHER, ExchangeWorld, build_world
+from .conftest import BIRTH_RECORD, OTHER, ExchangeWorld, build_world, run_in_own_loop
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -186,18 +186,4 @@ class TestRefreshSchedule:
             assert gaps[0] < 0.25 and gaps[1] < 0.25 and gaps[2] < 0.25  # 0.01, 0.02, 0.04
             assert gaps[3] >= 0.45  # after a success: the period again
 
-        result: list[BaseException] = []
-
-        def run() -> None:  # the session's browser keeps a loop in this thread
-            try:
-                asyncio.run(scenario())
-            except BaseException as error:
-                result.append(error)
-
-        import threading
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join(30)
-        if result:
-            raise result[0]
+        run_in_own_loop(scenario)

@@ -4,12 +4,10 @@ node starts again; one process serves a node; a failed write to the chain is ret
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,7 +25,7 @@ from jisr.exchange.gateway import (
     wait_written,
 )
 
-from .conftest import PORTAL, ExchangeWorld, invoke, message_log
+from .conftest import PORTAL, ExchangeWorld, invoke, message_log, run_in_own_loop
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -138,25 +136,6 @@ def _provider_stopped(world: ExchangeWorld) -> Iterator[None]:
     assert world.call().status_code == 200
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a coroutine on a loop of its own, in a thread of its own (as a gateway's loop
-    runs), and raise what it raised."""
-    raised: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(make())
-        except BaseException as error:  # handed to the test's thread
-            raised.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the coroutine did not end"
-    if raised:
-        raise raised[0]
-
-
 class _HalfWrites:
     """``os`` for gateway.py whose ``write`` writes half of what it is given, then fails."""
 
@@ -199,7 +178,7 @@ class TestRecovery:
                 assert [line.split(b'"')[3] for line in lines] == [b"probe.first", b"probe.second"]
                 await runtime.flush()
 
-            _run(log_twice)
+            run_in_own_loop(log_twice)
             runtime.close()
             events = [e for e, _ in message_log(world, PROVIDER) if e.startswith("probe.")]
             assert events[-2:] == ["probe.first", "probe.second"]
@@ -226,7 +205,7 @@ class TestRecovery:
                 )
                 assert stopped._commit(stopped._pending[:2])  # written; the journal not emptied
 
-            _run(log_then_stop)
+            run_in_own_loop(log_then_stop)
             fd = stopped._journal_fd
             assert fd is not None
             os.write(fd, b'["2026-11-30T00:00:00+00:00","probe.cut"')  # no end of line
