@@ -1421,6 +1421,104 @@ def test_tls_refuses_a_server_certificate_of_another_ca(tmp_path: Path) -> None:
     run(scenario())
 
 
+def test_failed_tls_handshakes_are_reported_with_the_address(tmp_path: Path) -> None:
+    good = make_pki(tmp_path, "good")
+    other = make_pki(tmp_path, "other")
+    reported: list[tuple[OSError, tuple[Any, ...]]] = []
+
+    async def until(count: int) -> None:
+        deadline = time.monotonic() + WAIT
+        while len(reported) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(reported) == count, reported
+
+    async def scenario() -> None:
+        listener = await listen(
+            ssl_context=server_context(good, require_client=True),
+            on_tls_refused=lambda error, address: reported.append((error, address)),
+            request_seconds=0.5,
+        )
+        client = Client(timeout=WAIT)
+        # the right certificate: served, nothing reported
+        status, _, _ = await client.request(
+            "GET",
+            HOST,
+            listener.port,
+            "/",
+            ssl_context=client_context(good, identity=good),
+            limit=10_000,
+        )
+        assert status == 200 and reported == []
+        # a client certificate of another CA
+        with pytest.raises(OSError):
+            await client.request(
+                "GET",
+                HOST,
+                listener.port,
+                "/",
+                ssl_context=client_context(good, identity=other),
+                limit=10_000,
+            )
+        await until(1)
+        error, address = reported[0]
+        assert isinstance(error, ssl.SSLCertVerificationError)
+        assert error.verify_message == "unable to get local issuer certificate"
+        assert address[0] == HOST and isinstance(address[1], int)
+        # plain HTTP on the TLS port
+        peer = await connect(listener.port)
+        await peer.send(GET)
+        assert await peer.reader.read() == b""  # closed, unanswered
+        peer.writer.close()
+        await until(2)
+        assert isinstance(reported[1][0], ssl.SSLError)
+        assert reported[1][0].reason == "HTTP_REQUEST"
+        # a connection that says nothing: refused when the handshake time is up
+        peer = await connect(listener.port)
+        assert await asyncio.wait_for(peer.reader.read(), WAIT) == b""
+        await until(3)
+        assert isinstance(reported[2][0], TimeoutError)
+        peer.writer.close()
+        # the listener still serves
+        status, _, _ = await client.request(
+            "GET",
+            HOST,
+            listener.port,
+            "/",
+            ssl_context=client_context(good, identity=good),
+            limit=10_000,
+        )
+        assert status == 200 and len(reported) == 3
+        await client.close()
+        await listener.close()
+
+    run(scenario())
+
+
+def test_a_failing_refusal_report_does_not_stop_the_listener(tmp_path: Path) -> None:
+    good = make_pki(tmp_path, "good")
+
+    def broken(error: OSError, address: tuple[Any, ...]) -> None:
+        raise RuntimeError("the report fails")
+
+    async def scenario() -> None:
+        listener = await listen(
+            ssl_context=server_context(good, require_client=False), on_tls_refused=broken
+        )
+        peer = await connect(listener.port)
+        await peer.send(GET)
+        assert await peer.reader.read() == b""
+        peer.writer.close()
+        client = Client(timeout=WAIT)
+        status, _, _ = await client.request(
+            "GET", HOST, listener.port, "/", ssl_context=client_context(good), limit=10_000
+        )
+        assert status == 200
+        await client.close()
+        await listener.close()
+
+    run(scenario())
+
+
 # --- helpers of the module ----------------------------------------------------------------------
 
 

@@ -3,8 +3,11 @@ and a record of it in the message log."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import socket
 import ssl
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +17,7 @@ import pytest
 
 from jisr.core.crypto import ca
 from jisr.core.instance import REGISTRY_NODE
-from jisr.exchange import envelope, provisioning, server, service
+from jisr.exchange import envelope, provisioning, server, server_proxy, service
 from jisr.exchange.gateway import GatewayRuntime, wait_written
 from jisr.exchange.identifiers import MemberId, SubsystemId
 
@@ -30,10 +33,28 @@ from .conftest import (
     free_port,
     message_log,
     refusals,
+    run_in_own_loop,
     tls_client_context,
 )
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+PROVIDER = "gateway-civil-registry"
+TLS_REFUSED = "Server.ServerProxy.SslAuthenticationFailed"
+
+
+def _tls_refusals(world: ExchangeWorld, count: int) -> list[dict[str, Any]]:
+    """The provider's logged TLS handshake refusals, once there are ``count`` (they are
+    logged as the handshake fails, after the client has seen it fail)."""
+    deadline = time.monotonic() + 30
+    while True:
+        logged = [
+            d for d in refusals(world, PROVIDER, TLS_REFUSED) if d.get("reason") and "address" in d
+        ]
+        if len(logged) >= count or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.05)
+
 
 LATE = MemberId.parse("MA/COM/LATE")
 LATE_APP = SubsystemId.parse("MA/COM/LATE/APP")
@@ -334,3 +355,67 @@ class TestCertificates:
         without = ssl.create_default_context(cafile=str(world.provider_gateway.runtime.files.ca))
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
             httpx.get(url, verify=without, timeout=10)
+        # ... and both are in the provider's log, with the reason and where they came from
+        logged = _tls_refusals(world, 2)
+        assert logged[-2]["reason"] == "CERTIFICATE_VERIFY_FAILED"
+        assert "unable to get local issuer certificate" in logged[-2]["message"]
+        assert logged[-1]["reason"] == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+        for record in logged[-2:]:
+            assert record["side"] == "server" and record["address"].startswith("127.0.0.1:")
+
+    def test_not_tls_on_the_peer_port_is_logged_a_closed_probe_is_not(
+        self, world: ExchangeWorld
+    ) -> None:
+        before = len(_tls_refusals(world, 0))
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError)):
+            httpx.get(f"http://127.0.0.1:{world.provider_gateway.peer_port}/r1", timeout=10)
+        probe = socket.create_connection(("127.0.0.1", world.provider_gateway.peer_port))
+        probe.close()  # connected and left without a byte: a port probe, not a refusal
+        logged = _tls_refusals(world, before + 1)
+        assert logged[-1]["reason"] == "HTTP_REQUEST"
+        time.sleep(0.5)
+        assert len(_tls_refusals(world, 0)) == before + 1
+        assert world.call().status_code == 200  # the gateways still talk
+
+    def test_a_flood_of_refused_handshakes_is_counted_beyond_ten_a_second(
+        self, world: ExchangeWorld
+    ) -> None:
+        flood = MemberId.parse("MA/COM/FLOOD")
+        with world.instance.node(REGISTRY_NODE).session() as session:
+            service.add_member(session, member=flood, name="Flood")
+        info = provisioning.create_gateway(
+            world.instance,
+            member=flood,
+            address=f"127.0.0.1:{free_port()}",
+            registry_url=world.registry.url,
+        )
+        runtime = GatewayRuntime(world.instance, info.name)
+
+        async def twenty_five() -> None:
+            refused = server_proxy.HandshakeRefusals(runtime)
+            expired = ssl.SSLCertVerificationError(1, "certificate verify failed")
+            expired.verify_message = "certificate has expired"
+            plain = ssl.SSLError(1, "http request")
+            plain.reason = "HTTP_REQUEST"
+            for index in range(25):
+                refused(expired if index % 2 else plain, ("192.0.2.7", 40000 + index))
+            refused(ConnectionResetError(), ("192.0.2.7", 50000))  # the peer left: nothing
+            await asyncio.sleep(1.2)  # the second ends: the rest is logged as one count
+            await runtime.flush()
+
+        try:
+            runtime.open_journal()
+            run_in_own_loop(twenty_five)
+        finally:
+            runtime.close()
+        logged = [d for e, d in message_log(world, info.name) if e == "refused"]
+        assert [d["reason"] for d in logged[:10]] == [
+            "HTTP_REQUEST",
+            "CERTIFICATE_VERIFY_FAILED",
+        ] * 5
+        assert "certificate has expired" in logged[1]["message"]
+        assert logged[0]["address"] == "192.0.2.7:40000"
+        assert len(logged) == 11
+        assert logged[10]["reason"] == "MANY"
+        assert logged[10]["counts"] == {"HTTP_REQUEST": 8, "CERTIFICATE_VERIFY_FAILED": 7}
+        assert all(d["type"] == TLS_REFUSED for d in logged)

@@ -20,7 +20,10 @@ its write buffer is full (a client that does not read its answers); a malformed 
 an upgrade or CONNECT 501 (its handler never runs), and the connection is closed after the
 answers to the requests pipelined before it. A handler that fails, or answers a header field
 that cannot be sent as it is (a line break, not Latin-1), gets a 500 (logged); a handler is
-never cancelled when its client goes away (what it logs is committed all the same).
+never cancelled when its client goes away (what it logs is committed all the same). Over TLS
+the listener accepts connections itself, so that a failed handshake (with the peer's address)
+reaches ``on_tls_refused`` instead of being dropped in silence; it must be done within
+``request_seconds``.
 
 Client (``Client``): one pool of keep-alive connections per (host, port, TLS context), the
 most recently used first; a connection idle for ``keepalive_seconds`` (shorter than the
@@ -37,10 +40,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httptools
@@ -427,7 +432,7 @@ class Listener:
     """A listening socket and its connections; ``close()`` ends them, answering what is in
     flight first."""
 
-    def __init__(self, server: _Server, aserver: asyncio.Server) -> None:
+    def __init__(self, server: _Server, aserver: asyncio.Server | _TLSAcceptor) -> None:
         self._server = server
         self._aserver = aserver
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
@@ -455,12 +460,109 @@ class Listener:
         await self._aserver.wait_closed()
 
 
+TLSRefused = Callable[[OSError, tuple[Any, ...]], None]
+
+
+class _TLSAcceptor:
+    """Accepts the connections of a TLS listener itself (``sock_accept``, then
+    ``connect_accepted_socket``) instead of ``loop.create_server(ssl=…)``, whose failed
+    handshakes end in silence (asyncio and uvloop only log them in debug mode): each failed
+    handshake is reported to ``on_refused`` with the peer's address. A handshake not done
+    within ``handshake_seconds`` fails with ``TimeoutError``. Only connection set-up takes
+    this path; the connection then runs as it would have under ``create_server``."""
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        factory: Callable[[], asyncio.Protocol],
+        context: ssl.SSLContext,
+        on_refused: TLSRefused | None,
+        handshake_seconds: float,
+    ) -> None:
+        self.sockets = sockets
+        self._factory = factory
+        self._context = context
+        self._on_refused = on_refused
+        self._handshake_seconds = handshake_seconds
+        self._handshakes: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        self._accepting = [loop.create_task(self._accept(sock)) for sock in sockets]
+
+    async def _accept(self, listening: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, address = await loop.sock_accept(listening)
+            except OSError as error:  # out of file descriptors, say: the backlog waits
+                log.warning("http.accept-failed", error=repr(error))
+                await asyncio.sleep(0.1)
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as create_server
+            task = loop.create_task(self._handshake(sock, address))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, address: tuple[Any, ...]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # The loop's own handshake time-out is a margin above ours (its error would be a
+            # ConnectionAbortedError, like others); the transport owns the socket from here
+            # and closes it when the handshake fails or is cancelled.
+            async with asyncio.timeout(self._handshake_seconds):
+                await loop.connect_accepted_socket(
+                    self._factory,
+                    sock,
+                    ssl=self._context,
+                    ssl_handshake_timeout=self._handshake_seconds + 5,
+                )
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            if self._on_refused is not None:
+                try:
+                    self._on_refused(error, address)
+                except Exception:  # what reports the refusal must not end the acceptor
+                    log.exception("http.tls-refused-report-failed", address=str(address))
+
+    def close(self) -> None:
+        for task in (*self._accepting, *self._handshakes):
+            task.cancel()
+        for sock in self.sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
+
+
+async def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets on every address of ``host`` (as ``create_server`` binds them)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(
+            (i[0], i[1], i[2], i[3], i[4]) for i in infos
+        ):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def serve(
     handler: Handler,
     host: str,
     port: int,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    on_tls_refused: TLSRefused | None = None,
     max_head_bytes: int = 64 * 1024,
     max_body_bytes: int,
     keepalive_seconds: float = 75.0,
@@ -471,9 +573,11 @@ async def serve(
 
     With ``ssl_context``, renegotiation is turned off on it (``OP_NO_RENEGOTIATION``): a
     connection's client certificate is read once, after the handshake, for all its requests.
+    A handshake that fails (a certificate refused, no certificate, not TLS at all, the peer
+    gone, or not done within ``request_seconds``) closes the connection and is reported to
+    ``on_tls_refused(error, address)``: ``ssl.SSLError`` (``SSLCertVerificationError`` with its
+    ``verify_message``), ``TimeoutError``, or another ``OSError`` when the peer went away.
     """
-    if ssl_context is not None:
-        ssl_context.options |= ssl.OP_NO_RENEGOTIATION
     server = _Server(
         handler,
         max_head_bytes=max_head_bytes,
@@ -482,10 +586,17 @@ async def serve(
         request_seconds=request_seconds,
     )
     loop = asyncio.get_running_loop()
-    aserver = await loop.create_server(
-        lambda: _ServerConnection(server), host, port, ssl=ssl_context, backlog=backlog
+    if ssl_context is None:
+        aserver = await loop.create_server(
+            lambda: _ServerConnection(server), host, port, backlog=backlog
+        )
+        return Listener(server, aserver)
+    ssl_context.options |= ssl.OP_NO_RENEGOTIATION
+    sockets = await _listening_sockets(host, port, backlog)
+    acceptor = _TLSAcceptor(
+        sockets, lambda: _ServerConnection(server), ssl_context, on_tls_refused, request_seconds
     )
-    return Listener(server, aserver)
+    return Listener(server, acceptor)
 
 
 # --- client -----------------------------------------------------------------------------------

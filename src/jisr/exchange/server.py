@@ -5,7 +5,8 @@
 
 * the client proxy on ``host:port`` (plain HTTP; bind it to loopback or the member's internal
   network only: whoever reaches it speaks for the member's subsystems);
-* the server proxy on the gateway's registered address (mutual TLS), or ``peer_port``;
+* the server proxy on the gateway's registered address (mutual TLS), or ``peer_port``; a
+  handshake it refuses is logged (``server_proxy.HandshakeRefusals``);
 * a task downloading the global configuration every ``exchange_globalconf_refresh_seconds``;
 * one pool of keep-alive connections for the other gateways and the provider systems.
 
@@ -123,6 +124,7 @@ def start_gateway(
         client = http1.Client(timeout=runtime.settings.exchange_service_timeout_seconds)
         context = Context(runtime=runtime, client=client, http=http)
         listeners: list[http1.Listener] = []
+        refusals = server_proxy.HandshakeRefusals(runtime)  # the peer port's TLS refusals
         try:
             ports = []
             for handler, bind_host, bind_port, tls in (
@@ -139,6 +141,7 @@ def start_gateway(
                     bind_host,
                     bind_port,
                     ssl_context=tls,
+                    on_tls_refused=refusals if tls is not None else None,
                     max_head_bytes=MAX_HEADER_BYTES,
                     max_body_bytes=runtime.settings.exchange_max_body_bytes,
                 )
@@ -161,6 +164,7 @@ def start_gateway(
         finally:
             for listener in listeners:
                 await listener.close()
+            refusals.close()
             await client.close()
             await http.close()
             runtime.close()  # the message log's connection (no handler is left to log)

@@ -17,15 +17,19 @@ then sent. Shared parts: ``jisr.exchange.proxy``; HTTP: ``jisr.exchange.http1``.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
+import ssl
 import uuid
+from collections import Counter
+from typing import Any
 
 from jisr.core.crypto import ca
 from jisr.core.errors import CertificateRefused, CryptoError
 from jisr.exchange import envelope, pubsub
 from jisr.exchange.errors import InvalidIdentifier, XRoadFault
-from jisr.exchange.gateway import GatewayRuntime, LogRecord
+from jisr.exchange.gateway import GatewayRuntime, LogRecord, log
 from jisr.exchange.globalconf import Federation, GlobalConf, PeerGateway
 from jisr.exchange.http1 import AnswerTooLarge, Request, Response, join_url
 from jisr.exchange.identifiers import SubsystemId
@@ -349,4 +353,106 @@ async def _forward(
     return status, envelope.carried_headers(answer_headers), answer
 
 
-__all__ = ["handle_peer"]
+# --- refused TLS handshakes ---------------------------------------------------------------------
+
+TLS_REFUSED = "Server.ServerProxy.SslAuthenticationFailed"
+
+
+def handshake_reason(error: OSError) -> tuple[str, str] | None:
+    """Why a handshake on the peer port failed, as (reason, detail); None when the peer went
+    away (closed or reset the connection: its own decision, e.g. it refused this gateway's
+    certificate, and logged on its side; or a port probe), which is not a refusal here."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "CERTIFICATE_VERIFY_FAILED", str(error.verify_message or error)
+    if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return None
+    if isinstance(error, ssl.SSLError):
+        return str(error.reason or "SSL_ERROR"), str(error)
+    if isinstance(error, TimeoutError):
+        return "HANDSHAKE_TIMEOUT", "the TLS handshake was not done in time"
+    return None
+
+
+class HandshakeRefusals:
+    """Logs the TLS handshakes the peer port refuses (``http1.serve``'s ``on_tls_refused``):
+    a certificate of no CA the gateway trusts, expired or otherwise unverifiable, no
+    certificate, something that is not TLS, a handshake not done in time. These never reach
+    HTTP, so no X-Road error can be answered; each is a ``refused`` record of type
+    ``Server.ServerProxy.SslAuthenticationFailed`` with the reason and the peer's address.
+
+    At most ``per_second`` are logged one by one in a second (a flood of handshakes must not
+    flood the log): beyond that they are counted by reason, and the count is logged as one
+    record when the second ends."""
+
+    def __init__(self, runtime: GatewayRuntime, per_second: int = 10) -> None:
+        self.runtime = runtime
+        self.per_second = per_second
+        self._window_ends = 0.0
+        self._logged = 0
+        self._held: Counter[str] = Counter()
+        self._summary: asyncio.TimerHandle | None = None
+
+    def __call__(self, error: OSError, address: tuple[Any, ...]) -> None:
+        found = handshake_reason(error)
+        peer = _address(address)
+        if found is None:
+            log.debug("exchange.tls-peer-left", gateway=self.runtime.name, address=peer)
+            return
+        reason, detail = found
+        log.info("exchange.tls-refused", gateway=self.runtime.name, reason=reason, address=peer)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now >= self._window_ends:
+            self._window_ends, self._logged = now + 1.0, 0
+        if self._logged < self.per_second:
+            self._logged += 1
+            self._write(f"The TLS handshake was refused: {detail}", reason=reason, address=peer)
+            return
+        self._held[reason] += 1
+        if self._summary is None:
+            self._summary = loop.call_at(self._window_ends, self._write_held)
+
+    def _write_held(self) -> None:
+        self._summary = None
+        held, self._held = self._held, Counter()
+        total = sum(held.values())
+        if total:
+            self._write(
+                f"{total} more TLS handshakes were refused within a second (counted by reason, "
+                "not logged one by one).",
+                reason="MANY",
+                counts=dict(held),
+            )
+
+    def _write(self, message: str, **facts: Any) -> None:
+        try:
+            self.runtime.log_now(
+                LogRecord(
+                    "refused",
+                    {
+                        "side": "server",
+                        "id": str(uuid.uuid4()),
+                        "type": TLS_REFUSED,
+                        "message": message,
+                        **facts,
+                    },
+                )
+            )
+        except (OSError, RuntimeError) as error:  # the journal cannot be written, or is closed
+            log.error(
+                "exchange.tls-refused-not-logged", gateway=self.runtime.name, error=repr(error)
+            )
+
+    def close(self) -> None:
+        """Log what is counted now (the gateway stops)."""
+        if self._summary is not None:
+            self._summary.cancel()
+            self._write_held()
+
+
+def _address(address: tuple[Any, ...]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+__all__ = ["HandshakeRefusals", "handle_peer", "handshake_reason"]
