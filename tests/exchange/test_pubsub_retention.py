@@ -168,6 +168,39 @@ def test_prune_keeps_what_is_pending_or_recent(instance: Instance) -> None:
     assert left(node, *everything) == {fresh: {"pending": 2}}
 
 
+def test_prune_in_chunks_takes_short_transactions_until_nothing_is_left(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = instance.node(GATEWAY)
+    make_type(node, "chunked")
+    done = [publish(node, "chunked", ago=LONG_AGO) for _ in range(7)]
+    for event_id in done:
+        for who in (PORTAL, OTHER):
+            ack(node, "chunked", who, event_id, ago=LONG_AGO)
+    pending = publish(node, "chunked", ago=LONG_AGO)  # never acknowledged: stays
+    # ``limit`` caps each table's rows in one transaction
+    with node.session() as session:
+        first = pubsub.prune(session, older_than=dt.timedelta(days=30), limit=3)
+        session.rollback()
+    # three deliveries; an event goes only once both of its own have gone
+    assert first.deliveries == 3 and first.events <= 1
+    calls: list[pubsub.Pruned] = []
+    one = pubsub.prune
+
+    def counted(session: Any, **options: Any) -> pubsub.Pruned:
+        assert options["limit"] == 3
+        calls.append(one(session, **options))
+        return calls[-1]
+
+    monkeypatch.setattr(pubsub, "prune", counted)
+    pruned = pubsub.prune_in_chunks(node, older_than=dt.timedelta(days=30), chunk=3, pause=0)
+    assert pruned == pubsub.Pruned(deliveries=14, events=7)
+    assert sum(c.deliveries for c in calls) == 14 and len(calls) >= 5  # 14 rows, 3 a time
+    assert all(c.deliveries <= 3 and c.events <= 3 for c in calls)
+    assert calls[-1].deliveries < 3 and calls[-1].events < 3  # the last found less: done
+    assert left(node, *done, pending) == {pending: {"pending": 2}}
+
+
 def test_prune_command(instance: Instance) -> None:
     node = instance.node(GATEWAY)
     make_type(node, "cliPrune")

@@ -40,7 +40,8 @@ picking due deliveries while slow ones are under way, so a slow subscriber holds
 its own. A FIFO subscription receives its events one at a time in sequence order. Deliveries
 that are over (acknowledged, expired, cancelled) and events left without any are deleted
 once older than ``exchange_pubsub_retention_days`` (``prune``: by the pusher hourly, or
-``jisr exchange pubsub prune``); the message log keeps their records. Every publish,
+``jisr exchange pubsub prune``; both in short transactions, ``prune_in_chunks``); the message
+log keeps their records. Every publish,
 delivery, acknowledgement and administrative change is a record of the gateway's
 ``message-log`` chain, written in the transaction that makes it.
 """
@@ -71,6 +72,7 @@ from jisr.core.audit import service as audit
 from jisr.core.clock import utcnow
 from jisr.core.errors import PROBLEM_CONTENT_TYPE
 from jisr.core.i18n import _
+from jisr.core.instance import Node
 from jisr.core.logging import get_logger
 from jisr.exchange.errors import ExchangeError, InvalidIdentifier, XRoadFault
 from jisr.exchange.gateway import MESSAGE_LOG, GatewayRuntime
@@ -1538,8 +1540,7 @@ def prune_due(last: float | None, now: float) -> bool:
 def _prune_gateway(runtime: GatewayRuntime) -> Pruned:
     """Prune the gateway's pub/sub tables by its retention setting (in a worker thread)."""
     days = runtime.settings.exchange_pubsub_retention_days
-    with runtime.node.session() as session:
-        pruned = prune(session, older_than=dt.timedelta(days=days))
+    pruned = prune_in_chunks(runtime.node, older_than=dt.timedelta(days=days))
     if pruned.deliveries or pruned.events:
         log.info(
             "pubsub.pruned",
@@ -1638,46 +1639,80 @@ class Pruned:
         return {"deliveries": self.deliveries, "events": self.events}
 
 
-def prune(session: Session, *, older_than: dt.timedelta, now: dt.datetime | None = None) -> Pruned:
+def prune(
+    session: Session,
+    *,
+    older_than: dt.timedelta,
+    now: dt.datetime | None = None,
+    limit: int | None = None,
+) -> Pruned:
     """Delete, in the caller's transaction, the deliveries that are over and older than
     ``older_than`` (acknowledged, expired or cancelled that long ago), then the events left
     without deliveries that were published that long ago. A pending delivery is never
     deleted, so neither is an event someone may still pull or be pushed; the message log
-    keeps its records."""
+    keeps its records. With ``limit``, at most that many deliveries and that many events go
+    (``prune_in_chunks``: short transactions)."""
     now = now or utcnow()
     cutoff = now - older_than
     _expire(session, now)
     cancelled_events = sa.select(PubSubEvent.id).where(
         PubSubEvent.cancelled_at.is_not(None), PubSubEvent.cancelled_at < cutoff
     )
-    deliveries = session.execute(
-        sa.delete(PubSubDelivery)
-        .where(
-            sa.or_(
-                sa.and_(
-                    PubSubDelivery.state == "acknowledged",
-                    PubSubDelivery.acknowledged_at < cutoff,
-                ),
-                sa.and_(PubSubDelivery.state == "expired", PubSubDelivery.expires_at < cutoff),
-                sa.and_(
-                    PubSubDelivery.state == "cancelled",
-                    PubSubDelivery.event_id.in_(cancelled_events),
-                ),
-            )
-        )
-        .execution_options(synchronize_session=False)
+    over = sa.or_(
+        sa.and_(
+            PubSubDelivery.state == "acknowledged",
+            PubSubDelivery.acknowledged_at < cutoff,
+        ),
+        sa.and_(PubSubDelivery.state == "expired", PubSubDelivery.expires_at < cutoff),
+        sa.and_(
+            PubSubDelivery.state == "cancelled",
+            PubSubDelivery.event_id.in_(cancelled_events),
+        ),
     )
     left = sa.select(PubSubDelivery.id).where(PubSubDelivery.event_id == PubSubEvent.id)
+    bare = sa.and_(PubSubEvent.published_at < cutoff, ~left.exists())
+    if limit is not None:  # the rows' ids first: DELETE … LIMIT is not portable
+        over = PubSubDelivery.id.in_(sa.select(PubSubDelivery.id).where(over).limit(limit))
+        bare = PubSubEvent.id.in_(sa.select(PubSubEvent.id).where(bare).limit(limit))
+    deliveries = session.execute(
+        sa.delete(PubSubDelivery).where(over).execution_options(synchronize_session=False)
+    )
     events = session.execute(
-        sa.delete(PubSubEvent)
-        .where(PubSubEvent.published_at < cutoff, ~left.exists())
-        .execution_options(synchronize_session=False)
+        sa.delete(PubSubEvent).where(bare).execution_options(synchronize_session=False)
     )
     session.flush()
     return Pruned(
         deliveries=int(getattr(deliveries, "rowcount", 0) or 0),
         events=int(getattr(events, "rowcount", 0) or 0),
     )
+
+
+PRUNE_CHUNK = 500  # rows of each table per transaction
+PRUNE_PAUSE_SECONDS = 0.05  # between two transactions: the gateway's own writes go first
+
+
+def prune_in_chunks(
+    node: Node,
+    *,
+    older_than: dt.timedelta,
+    chunk: int = PRUNE_CHUNK,
+    pause: float = PRUNE_PAUSE_SECONDS,
+) -> Pruned:
+    """``prune`` in transactions of at most ``chunk`` deliveries and ``chunk`` events each,
+    ``pause`` seconds apart, until nothing is left to prune. Why: on SQLite a transaction
+    holds the database's write lock to its end, and a serving gateway writes its message log
+    on its event loop, which waits for the lock; one transaction deleting a busy month's
+    deliveries would stall every call for as long. All chunks prune against the same time."""
+    now = utcnow()
+    deliveries = events = 0
+    while True:
+        with node.session() as session:
+            pruned = prune(session, older_than=older_than, now=now, limit=chunk)
+        deliveries += pruned.deliveries
+        events += pruned.events
+        if pruned.deliveries < chunk and pruned.events < chunk:
+            return Pruned(deliveries=deliveries, events=events)
+        time.sleep(pause)
 
 
 __all__ = [
@@ -1723,6 +1758,7 @@ __all__ = [
     "parse_subscription",
     "prune",
     "prune_due",
+    "prune_in_chunks",
     "publish",
     "pull",
     "revoke",

@@ -347,9 +347,10 @@ def prune(
         for node in instance.nodes.values():
             if not node.name.startswith("gateway-"):
                 continue
+            # in short transactions: a gateway serving meanwhile keeps writing its log
+            pruned = pubsub.prune_in_chunks(node, older_than=dt.timedelta(days=days))
+            facts = pruned.to_dict() | {"older_than_days": days}
             with node.session() as session:
-                pruned = pubsub.prune(session, older_than=dt.timedelta(days=days))
-                facts = pruned.to_dict() | {"older_than_days": days}
                 node.record(session, "exchange.pubsub.pruned", facts)
             results.append({"gateway": node.name} | facts)
     finally:
