@@ -485,6 +485,7 @@ class _TLSAcceptor:
         self._on_refused = on_refused
         self._handshake_seconds = handshake_seconds
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._waiting: set[socket.socket] = set()  # accepted, not yet handed to a transport
         loop = asyncio.get_running_loop()
         self._accepting = [loop.create_task(self._accept(sock)) for sock in sockets]
 
@@ -498,16 +499,17 @@ class _TLSAcceptor:
                 await asyncio.sleep(0.1)
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as create_server
+            self._waiting.add(sock)
             task = loop.create_task(self._handshake(sock, address))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
 
     async def _handshake(self, sock: socket.socket, address: tuple[Any, ...]) -> None:
         loop = asyncio.get_running_loop()
+        self._waiting.discard(sock)  # the transport owns it from here, and closes it
         try:
             # The loop's own handshake time-out is a margin above ours (its error would be a
-            # ConnectionAbortedError, like others); the transport owns the socket from here
-            # and closes it when the handshake fails or is cancelled.
+            # ConnectionAbortedError, like others).
             async with asyncio.timeout(self._handshake_seconds):
                 await loop.connect_accepted_socket(
                     self._factory,
@@ -525,11 +527,14 @@ class _TLSAcceptor:
     def close(self) -> None:
         for task in (*self._accepting, *self._handshakes):
             task.cancel()
-        for sock in self.sockets:
-            sock.close()
 
     async def wait_closed(self) -> None:
         await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
+        # closed once no task waits on them any more (a cancelled accept lets go of its
+        # socket on the loop's next turn); and those accepted but never handed over
+        for sock in (*self.sockets, *self._waiting):
+            sock.close()
+        self._waiting.clear()
 
 
 async def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
@@ -538,9 +543,7 @@ async def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
-        for family, kind, proto, _, address in dict.fromkeys(
-            (i[0], i[1], i[2], i[3], i[4]) for i in infos
-        ):
+        for family, kind, proto, _, address in dict.fromkeys(infos):  # once each, in order
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
