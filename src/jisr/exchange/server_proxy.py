@@ -399,15 +399,17 @@ class HandshakeRefusals:
             log.debug("exchange.tls-peer-left", gateway=self.runtime.name, address=peer)
             return
         reason, detail = found
-        log.info("exchange.tls-refused", gateway=self.runtime.name, reason=reason, address=peer)
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= self._window_ends:
             self._window_ends, self._logged = now + 1.0, 0
         if self._logged < self.per_second:
             self._logged += 1
+            log.info("exchange.tls-refused", gateway=self.runtime.name, reason=reason, address=peer)
             self._write(f"The TLS handshake was refused: {detail}", reason=reason, address=peer)
             return
+        # counted: the process log (like the message log) is not flooded either
+        log.debug("exchange.tls-refused", gateway=self.runtime.name, reason=reason, address=peer)
         self._held[reason] += 1
         if self._summary is None:
             self._summary = loop.call_at(self._window_ends, self._write_held)
@@ -417,6 +419,7 @@ class HandshakeRefusals:
         held, self._held = self._held, Counter()
         total = sum(held.values())
         if total:
+            log.warning("exchange.tls-refused-many", gateway=self.runtime.name, counts=dict(held))
             self._write(
                 f"{total} more TLS handshakes were refused within a second (counted by reason, "
                 "not logged one by one).",
