@@ -38,7 +38,8 @@ fifth from run to run (about 80 s in all).
 Each round also reports the share of the CPUs the hypervisor gave to other machines during its
 gateway phase (``steal_percent``, from ``/proc/stat``; a slower host shows more often as a
 lower ``direct_rps`` than as stolen time), and the share they had nothing to run
-(``idle_percent``: about 30 %, as the calls travel together from one gateway to the other).
+(``idle_percent``: about 10 %), and the machine's context switches per call through the
+gateways (``switches_per_call``: about 4.5; each costs some 80 us of CPU on this VM).
 """
 
 from __future__ import annotations
@@ -205,10 +206,20 @@ def machine_ticks() -> tuple[int, int, int]:
     """(steal, idle, all) ticks of the machine (``/proc/stat``): the time the hypervisor gave
     this VM's CPUs to others, and the time they had nothing to run (idle and I/O wait);
     reported per round: the first moves every figure here, the second shows how much of the
-    two cores the calls leave unused (they travel together between the two gateways)."""
+    two cores the calls leave unused."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     steal = fields[7] if len(fields) > 7 else 0
     return steal, fields[3] + fields[4], sum(fields)
+
+
+def context_switches() -> int:
+    """Context switches of the whole machine so far (``/proc/stat`` ``ctxt``): per call through
+    the gateways about 4.5 at 8 connections against 0.2 per direct call, and the gateways' CPU
+    per call follows them (docs/exchange.md, Tenth pass)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("ctxt "):
+            return int(line.split()[1])
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -287,9 +298,11 @@ def measure_round(
     direct_rps, _ = run(throughput(direct_url, args.connections, args.seconds))
     cpu_before = sum(cpu_seconds(p.pid) for p in gateways)
     steal_before, idle_before, ticks_before = machine_ticks()
+    switches_before = context_switches()
     gateway_rps, calls = run(throughput(gateway_url, args.connections, args.seconds))
     cpu_after = sum(cpu_seconds(p.pid) for p in gateways)
     steal_after, idle_after, ticks_after = machine_ticks()
+    switches = context_switches() - switches_before
     direct_ms = run(latencies(direct_url, args.latency_calls))
     gateway_ms = run(latencies(gateway_url, args.latency_calls))
     return {
@@ -305,6 +318,7 @@ def measure_round(
         "idle_percent": round(
             100 * (idle_after - idle_before) / max(1, ticks_after - ticks_before), 1
         ),
+        "switches_per_call": round(switches / max(1, calls), 2),
     }
 
 
@@ -504,7 +518,9 @@ def main() -> None:
         f"(per round {min(ratios):.2f}-{max(ratios):.2f}); CPU stolen by the host during "
         f"the gateway phases {min(r['steal_percent'] for r in rounds)}-"
         f"{max(r['steal_percent'] for r in rounds)} %, idle "
-        f"{min(r['idle_percent'] for r in rounds)}-{max(r['idle_percent'] for r in rounds)} %; "
+        f"{min(r['idle_percent'] for r in rounds)}-{max(r['idle_percent'] for r in rounds)} %, "
+        f"context switches per call {min(r['switches_per_call'] for r in rounds)}-"
+        f"{max(r['switches_per_call'] for r in rounds)}; "
         f"run {time.monotonic() - began:.0f} s on {os.cpu_count()} cores",
         file=sys.stderr,
     )
